@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""How fast does `agent-manager launch` notice readiness and switch agents? (Docker + stand-in)
+
+    .venv/bin/python scripts/bench_launch.py [--runs 12] [--load 1.0]
+
+Each run launches the other agent (po <-> architect), so every run is a switch, through the
+real CLI (`.venv/bin/agent-manager launch AGENT --json`) against the vLLM stand-in image
+(`python3 tests/standin/build_image.py` builds it). Meanwhile a thread polls the new agent's
+/health every 2 ms to catch the moment the server first answers 200. Per run:
+
+  (a) ready-detection lag = CLI exit time - first 200 seen by the bench     (target <= 0.3 s)
+  (b) switch gap          = `up` issued - old container gone (launch's --json timings)
+                                                                              (target <= 0.5 s)
+  (c) CLI overhead        = CLI wall time - the server's own start time
+                            (container StartedAt -> first 200)
+Medians over all runs are printed, with the parts of (c).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src"))
+
+from agent_manager.runtime import parse_docker_time  # noqa: E402
+from tests.standin.build_image import build  # noqa: E402
+from tests.standin.override import write_test_override  # noqa: E402
+from tests.standin.process import free_port  # noqa: E402
+
+CLI = str(REPO / ".venv" / "bin" / "agent-manager")
+AGENTS = ("po", "architect")
+
+
+class FirstHealthy(threading.Thread):
+    """Polls GET /health until it answers 200; records that moment (epoch seconds)."""
+
+    def __init__(self, port: int):
+        super().__init__(daemon=True)
+        self.url = f"http://127.0.0.1:{port}/health"
+        self.at: float | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=0.5) as answer:
+                    if answer.status == 200:
+                        self.at = time.time()
+                        return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.002)
+
+
+def workspace(root: Path, load_seconds: float) -> dict[str, int]:
+    shutil.copytree(REPO / "agents", root / "agents")
+    (root / "compose").mkdir()
+    ports = {}
+    for spec in sorted((root / "agents").glob("*.yaml")):
+        port = free_port()
+        lines = spec.read_text().splitlines()
+        lines = [f"port: {port}" if line.startswith("port:") else line for line in lines]
+        spec.write_text("\n".join(lines) + "\n")
+        ports[spec.stem] = port
+    subprocess.run([CLI, "--home", str(root), "compose"], check=True, capture_output=True)
+    for agent in ports:
+        write_test_override(root, agent, {"STANDIN_LOAD_SECONDS": str(load_seconds)})
+    return ports
+
+
+def started_at(container: str) -> float:
+    text = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.StartedAt}}", container],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    value = parse_docker_time(text)
+    assert value is not None, text
+    return value
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=12)
+    parser.add_argument("--load", type=float, default=1.0, help="stand-in load seconds")
+    args = parser.parse_args()
+    build()
+    os.environ["AGENT_MANAGER_INSTANCE"] = f"bench-{uuid.uuid4().hex[:8]}"
+    root = Path(tempfile.mkdtemp(prefix="bench-launch-"))
+    home = ["--home", str(root)]
+    lag, gap, overhead, server, total = [], [], [], [], []
+    parts: dict[str, list[float]] = {"startup": [], "lock+preflight": [], "stop old": [],
+                                     "compose up": [], "follow": []}  # fmt: skip
+    try:
+        ports = workspace(root, args.load)
+        first = subprocess.run([CLI, *home, "launch", AGENTS[1]], capture_output=True, text=True)
+        if first.returncode != 0:
+            print(first.stderr, file=sys.stderr)
+            return 1
+        for run in range(args.runs):
+            agent = AGENTS[run % 2]
+            watcher = FirstHealthy(ports[agent])
+            watcher.start()
+            t_start = time.time()
+            done = subprocess.run(
+                [CLI, *home, "launch", agent, "--json"], capture_output=True, text=True
+            )
+            t_end = time.time()
+            watcher.stop.set()
+            if done.returncode != 0 or watcher.at is None:
+                print(f"run {run}: launch failed\n{done.stdout}{done.stderr}", file=sys.stderr)
+                return 1
+            result = json.loads(done.stdout)
+            timings = result["timings"]
+            server_time = watcher.at - started_at(result["container"])
+            lag.append(t_end - watcher.at)
+            gap.append(timings["up_issued"] - timings["old_gone"])
+            total.append(t_end - t_start)
+            server.append(server_time)
+            overhead.append((t_end - t_start) - server_time)
+            parts["startup"].append(timings["started"] - t_start)
+            parts["lock+preflight"].append(timings["lock_acquired"] - timings["started"])
+            parts["stop old"].append(timings["old_gone"] - timings["lock_acquired"])
+            parts["compose up"].append(timings["up_done"] - timings["up_issued"])
+            parts["follow"].append(t_end - timings["up_done"])
+            print(
+                f"run {run + 1:2d} {agent:9s} total {total[-1]:5.2f} s  lag {lag[-1]:5.3f} s  "
+                f"gap {gap[-1]:6.4f} s  server {server_time:5.2f} s"
+            )
+    finally:
+        subprocess.run([CLI, *home, "stop", "--all"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+    print()
+    print(f"runs: {len(lag)} switches (po <-> architect), stand-in load {args.load:.1f} s")
+    print(f"(a) ready-detection lag  median {median(lag):.3f} s   target <= 0.300 s  "
+          f"({median(lag) / 0.3:.0%} of target)")  # fmt: skip
+    print(f"(b) switch gap           median {median(gap):.4f} s  target <= 0.500 s  "
+          f"({median(gap) / 0.5:.1%} of target)")  # fmt: skip
+    print(f"(c) CLI overhead         median {median(overhead):.2f} s   (CLI wall "
+          f"{median(total):.2f} s - server's own start {median(server):.2f} s)")  # fmt: skip
+    print("    parts (medians): " + ", ".join(f"{k} {median(v):.2f} s" for k, v in parts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The `list` command's data: every agent with its endpoint, compose file and cache state."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from .compose_files import ComposeState, compose_state
+from .endpoint import endpoint_for
+from .model_cache import CacheState, cache_state
+from .specs import load_agents
+from .workspace import Workspace
+
+
+class AgentRow(BaseModel):
+    name: str
+    model: str
+    revision: str | None
+    served_name: str
+    endpoint: str
+    port: int
+    max_context: int | str | None
+    gpu_memory_fraction: float
+    compose: ComposeState
+    override: bool
+    model_cache: CacheState  # complete: the container starts offline (HF_HUB_OFFLINE=1)
+
+
+class AgentList(BaseModel):
+    workspace: str
+    workspace_source: str
+    agents: list[AgentRow]
+
+
+def collect_agent_list(ws: Workspace) -> AgentList:
+    rows = []
+    for agent in load_agents(ws):
+        spec = agent.spec
+        rows.append(
+            AgentRow(
+                name=agent.name,
+                model=spec.model,
+                revision=spec.revision,
+                served_name=agent.served_name,
+                endpoint=endpoint_for(agent).url + "/v1",
+                port=spec.port,
+                max_context=spec.max_context,
+                gpu_memory_fraction=spec.gpu_memory_fraction,
+                compose=compose_state(ws, agent),
+                override=ws.override_path(agent.name).is_file(),
+                model_cache=cache_state(agent),
+            )
+        )
+    return AgentList(workspace=str(ws.root), workspace_source=ws.source, agents=rows)

@@ -1,0 +1,68 @@
+"""The whole command tree on one screen. Each command lives in its own module; heavy
+libraries (docker, pynvml, huggingface_hub, requests) are imported inside command bodies so
+`agent-manager --help` stays fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from . import doctor_cmd, download_cmd, gpu_cmd, runtime_cmd, specs_cmd, use_cmd
+from .errors import run_cli, set_debug
+from .options import set_home
+
+app = typer.Typer(
+    name="agent-manager",
+    help="Run local LLM agents (vLLM in Docker) on one NVIDIA GPU, one at a time.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"agent-manager {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="Workspace holding agents/ and compose/ (else AGENT_MANAGER_HOME, the current "
+            "directory if it has agents/, or the user config folder).",
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    set_home(home)
+    set_debug(debug)
+
+
+app.command("list")(specs_cmd.list_agents)
+app.command("compose")(specs_cmd.compose)
+app.command("launch")(runtime_cmd.launch)
+app.command("stop")(runtime_cmd.stop)
+app.command("status")(runtime_cmd.status)
+app.command("logs")(runtime_cmd.logs)
+app.command("gpu-stats")(gpu_cmd.gpu_stats)
+app.command("plan")(gpu_cmd.plan)
+app.command("download-models")(download_cmd.download_models)
+app.command("chat")(use_cmd.chat)
+app.command("bench")(use_cmd.bench)
+app.command("doctor")(doctor_cmd.doctor)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(lambda: app(args=argv, prog_name="agent-manager", standalone_mode=False))

@@ -1,0 +1,261 @@
+"""`gpu-stats` and `plan`: what is on the GPU now, and whether an agent will fit it.
+
+Kept light on purpose: `gpu-stats --json` imports neither Rich tables nor the Docker SDK unless
+it has something to attribute or draw.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .. import ui
+from .options import AgentsArg, JsonOpt
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from ..gpu import GpuSnapshot
+    from ..planner import PlanReport
+
+
+def gpu_stats(
+    json_output: JsonOpt = False,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.2, help="Seconds between refreshes with --watch.")
+    ] = 2.0,
+) -> None:
+    """Show GPU memory, load and which agent holds VRAM.
+
+    Per GPU: memory, utilisation, temperature, power, clocks, fan, driver and CUDA version.
+    Per process: pid, memory and the container and agent it belongs to. With --watch and
+    --json, one JSON object per line at every refresh.
+    """
+    from ..gpu import take_snapshot
+
+    if not watch:
+        snapshot = take_snapshot()
+        if json_output:
+            ui.print_json(snapshot)
+        else:
+            ui.out().print(_stats_view(snapshot))
+            for note in snapshot.notes:
+                ui.hint(note)
+        return
+    try:
+        if json_output:
+            while True:
+                print(take_snapshot().model_dump_json(), flush=True)
+                time.sleep(interval)
+        elif ui.out().is_terminal:
+            from rich.live import Live
+
+            with Live(_stats_view(take_snapshot()), console=ui.out(), auto_refresh=False) as live:
+                while True:
+                    time.sleep(interval)
+                    live.update(_stats_view(take_snapshot()), refresh=True)
+        else:
+            while True:  # piped: one table after another, no cursor tricks
+                ui.out().print(_stats_view(take_snapshot()))
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+def _stats_view(snapshot: GpuSnapshot) -> RenderableType:
+    from rich.console import Group
+
+    from ..gpu import gib
+
+    gpus = ui.table()
+    for column in (
+        "gpu",
+        "name",
+        "memory used / total",
+        "free",
+        "util",
+        "temp",
+        "power",
+        "clocks",
+        "fan",
+    ):
+        gpus.add_column(column, overflow="fold")
+    for gpu in snapshot.gpus:
+        power = "-"
+        if gpu.power_draw_w is not None:
+            limit = f" / {gpu.power_limit_w:.0f}" if gpu.power_limit_w is not None else ""
+            power = f"{gpu.power_draw_w:.0f}{limit} W"
+        gpus.add_row(
+            str(gpu.index),
+            gpu.name,
+            f"{gib(gpu.memory_used_bytes)} / {gib(gpu.memory_total_bytes)}",
+            gib(gpu.memory_free_bytes),
+            _unit(gpu.utilization_percent, "%"),
+            _unit(gpu.temperature_c, "°C"),
+            power,
+            f"{_unit(gpu.sm_clock_mhz, '')} / {_unit(gpu.memory_clock_mhz, '')} MHz",
+            _unit(gpu.fan_percent, "%"),
+        )
+    first = snapshot.gpus[0] if snapshot.gpus else None
+    versions = (
+        f"Driver {first.driver_version or '-'}, CUDA {first.cuda_driver_version or '-'}"
+        if first
+        else ""
+    )
+    parts: list[RenderableType] = [versions, gpus, ""]
+    if snapshot.processes:
+        procs = ui.table()
+        for column in ("gpu", "pid", "memory", "agent", "container"):
+            procs.add_column(column, overflow="fold")
+        for process in snapshot.processes:
+            procs.add_row(
+                str(process.gpu_index),
+                str(process.pid),
+                gib(process.used_bytes),
+                process.agent or "-",
+                process.container_name or process.container_id or "-",
+            )
+        parts.append(procs)
+    else:
+        parts.append("No process is using a GPU.")
+    return Group(*parts)
+
+
+def _unit(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:g}{unit}"
+
+
+def plan(
+    agents: AgentsArg = None,
+    gpu_memory: Annotated[
+        float | None,
+        typer.Option(
+            "--gpu-memory",
+            min=1,
+            help="Plan for a GPU with this many GiB instead of the real one (e.g. 16).",
+        ),
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Check whether agents fit the GPU, with the arithmetic.
+
+    Per agent: weights, KV cache, allowances, the budget vLLM requests, the verdict, the headroom,
+    the largest context that fits, and fixes when it does not fit. Uses the real GPU through NVML,
+    or --gpu-memory to plan on paper. Exit code 1 when an agent does not fit.
+    """
+    from ..errors import GpuUnavailableError
+    from ..planner import gpu_target_from_nvml, gpu_target_on_paper, plan_agents
+    from ..specs import load_agents
+    from .options import workspace
+
+    loaded = load_agents(workspace(), agents or None)
+    if gpu_memory is not None:
+        target = gpu_target_on_paper(gpu_memory)
+    else:
+        try:
+            target = gpu_target_from_nvml()
+        except GpuUnavailableError as error:
+            raise GpuUnavailableError(
+                f"{error.message} Without a GPU, plan needs the card's memory.",
+                hint="Plan on paper with --gpu-memory <GiB>, e.g. "
+                "`agent-manager plan --gpu-memory 16`.",
+            ) from None
+    report = plan_agents(loaded, target)
+    if json_output:
+        ui.print_json(report)
+    else:
+        _render_plan(report)
+        if any(p.verdict == "unknown" for p in report.agents):
+            ui.hint(
+                "`agent-manager download-models` puts config.json and the weights in the local "
+                "cache; `plan` then works offline."
+            )
+    if any(p.verdict == "does not fit" for p in report.agents):
+        raise typer.Exit(1)
+
+
+def _render_plan(report: PlanReport) -> None:
+
+    from ..gpu import gib
+
+    gpu = report.gpu
+    console = ui.out()
+    free = f", {gib(gpu.free_bytes, 2)} free" if gpu.free_bytes is not None else ""
+    reclaimable = gpu.free_after_stopping_agents()
+    if reclaimable is not None and reclaimable != gpu.free_bytes:
+        free += f" ({gib(reclaimable, 2)} once our running agents are stopped)"
+    console.print(f"GPU: {gpu.name}, {gib(gpu.total_bytes, 2)} total{free}", markup=False)
+    table = ui.table()
+    for column in (
+        "agent",
+        "weights",
+        "context",
+        "KV cache",
+        "other",
+        "needed",
+        "budget",
+        "headroom",
+        "max ctx",
+        "verdict",
+    ):
+        table.add_column(column, overflow="fold")
+    for p in report.agents:
+        weights = gib(p.weights_bytes, 2) + ("*" if p.weights_estimated else "")
+        other = sum(a.bytes for a in p.allowances) if p.allowances else None
+        headroom = "-" if p.headroom_bytes is None else f"{p.headroom_bytes / 1024**3:+.2f} GiB"
+        table.add_row(
+            p.agent,
+            weights,
+            "-" if p.context is None else str(p.context),
+            gib(p.kv_cache_bytes, 2),
+            gib(other, 2),
+            gib(p.needed_bytes, 2),
+            gib(p.budget_bytes, 2),
+            headroom,
+            "-" if p.largest_context is None else str(p.largest_context),
+            p.verdict,
+        )
+    console.print(table)
+    for p in report.agents:
+        console.print(f"\n{p.agent}: {p.model} — {p.verdict}", markup=False)
+        weights = (
+            f"; weights {gib(p.weights_bytes, 2)} ({p.weights_source})"
+            if p.weights_bytes is not None
+            else ""
+        )
+        console.print(
+            f"  budget {p.gpu_memory_fraction:.2f} x total = {gib(p.budget_bytes, 2)}{weights}",
+            markup=False,
+        )
+        if p.kv_bytes_per_token and p.context:
+            console.print(
+                f"  KV cache {p.kv_bytes_per_token:,} B/token ({p.kv_cache_dtype}) x "
+                f"{p.context:,} tokens [{p.context_source}] = {gib(p.kv_cache_bytes, 2)}",
+                markup=False,
+            )
+        if p.allowances:
+            console.print(
+                "  allowances: " + ", ".join(f"{a.name} {gib(a.bytes, 2)}" for a in p.allowances),
+                markup=False,
+            )
+        if p.largest_context_fp8:
+            console.print(
+                f"  largest context: {p.largest_context} tokens, {p.largest_context_fp8} with "
+                "kv_cache_dtype fp8",
+                markup=False,
+            )
+        for reason in p.reasons:
+            console.print(f"  does not fit: {reason}", markup=False)
+        for fix in p.fixes:
+            console.print(f"  fix: {fix}", markup=False)
+        for unknown in p.unknowns:
+            console.print(f"  unknown: {unknown}", markup=False)
+        for note in p.notes:
+            console.print(f"  note: {note}", markup=False)
+    for note in gpu.notes:
+        ui.hint(note)
+    if any(p.weights_estimated for p in report.agents):
+        ui.hint("* weights estimated from config.json (no file sizes in the cache or from the hub)")

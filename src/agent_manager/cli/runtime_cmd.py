@@ -1,0 +1,319 @@
+"""`launch`, `stop`, `status`, `logs`: parse → call launch.py / runtime.py → render."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from .. import ui
+from .options import AgentArg, JsonOpt, workspace
+
+if TYPE_CHECKING:
+    from ..diagnose import Failure
+
+LaunchTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=1,
+        help="Seconds to wait for the workspace lock and for the agent to serve "
+        "(first starts download and compile: minutes).",
+    ),
+]
+StopTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout", min=1, help="Seconds vLLM gets to finish requests before it is killed."
+    ),
+]
+
+
+# --------------------------------------------------------------------------- launch
+
+
+def launch(
+    agent: AgentArg,
+    timeout: LaunchTimeoutOpt = 1200.0,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Return once the container has started.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Launch even if the planner says it will not fit.")
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Start an agent and wait until it serves.
+
+    Stops any other agent first and waits for its GPU memory, checks the port, runs
+    `docker compose up -d`, shows vLLM's startup phase, and returns once /health answers and
+    /v1/models lists the served name. A failed start is explained with what to do.
+    """
+    from ..launch import LaunchEvents, LaunchFailed, LaunchOptions, LaunchProgress
+    from ..launch import launch as run_launch
+
+    ws = workspace()
+    progress = LaunchProgress(agent)
+    view = _PhaseView(agent)
+    events = LaunchEvents(message=view.message, warning=view.warning, phase=view.phase)
+    options = LaunchOptions(timeout=timeout, wait=not no_wait, force=force)
+    try:
+        result = run_launch(ws, agent, options, events, progress)
+    except LaunchFailed as failed:
+        view.close()
+        if json_output:
+            ui.print_json(
+                {
+                    "agent": failed.agent,
+                    "ready": False,
+                    "container": failed.container,
+                    "failure": _failure_dict(failed.failure),
+                }
+            )
+        else:
+            render_failure(failed.agent, failed.failure)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        view.close()
+        name = progress.agent
+        console = ui.err()
+        console.print(
+            f"\nStopped following {escape(name)}; its container is left as it is.", markup=True
+        )
+        console.print(f"  Follow its log: agent-manager logs {name} -f", markup=False)
+        console.print(f"  Stop it:        agent-manager stop {name}", markup=False)
+        raise typer.Exit(130) from None
+    finally:
+        view.close()
+    if json_output:
+        ui.print_json(result)
+        return
+    console = ui.out()
+    if result.ready:
+        console.print(f"{result.agent} is ready in {result.seconds:.1f} s.", markup=False)
+    else:
+        console.print(
+            f"{result.agent} started (container {result.container}); not waiting for it.",
+            markup=False,
+        )
+    console.print(f"  endpoint:  {result.endpoint}", markup=False)
+    console.print(f"  model:     {result.served_name}", markup=False)
+    if not result.ready:
+        ui.hint(f"Follow its startup with `agent-manager logs {result.agent} -f`.")
+
+
+def _failure_dict(failure: Failure) -> dict[str, Any]:
+    return {
+        "kind": failure.kind,
+        "summary": failure.summary,
+        "fix": failure.fix,
+        "matched_lines": failure.matched_lines,
+    }
+
+
+def render_failure(agent: str, failure: Failure) -> None:
+    """Summary, what to do, then the log lines that show it (verbatim, markup off)."""
+    console = ui.err()
+    console.print(f"[bold red]Error:[/bold red] {escape(agent)} did not start: ", end="")
+    console.print(failure.summary, markup=False)
+    console.print("[bold]What to do:[/bold] ", end="")
+    console.print(failure.fix, markup=False)
+    if failure.matched_lines:
+        console.print("[bold]Log lines:[/bold]")
+        for line in failure.matched_lines:
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"Full log: agent-manager logs {agent}", markup=False)
+
+
+class _PhaseView:
+    """The live status line on a terminal; one line per phase change otherwise."""
+
+    def __init__(self, agent: str):
+        self.agent = agent
+        self.live = ui.stderr_is_terminal()
+        self.status: Any = None
+        self.last_phase: str | None = None
+
+    # Lines printed while the live status runs appear above it: Rich keeps the status last.
+    def message(self, text: str) -> None:
+        ui.info(text)
+
+    def warning(self, text: str) -> None:
+        ui.warn(text)
+
+    def phase(self, phase: str, elapsed: float) -> None:
+        if self.live:
+            text = f"{escape(self.agent)}: {escape(phase)} · {elapsed:.1f} s"
+            if self.status is None:
+                self.status = ui.err().status(text)
+                self.status.start()
+            else:
+                self.status.update(text)
+        elif phase != self.last_phase:
+            ui.err().print(f"  {elapsed:6.1f} s  {phase}", markup=False)
+        self.last_phase = phase
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+# --------------------------------------------------------------------------- stop
+
+
+def stop(
+    agent: Annotated[
+        str | None, typer.Argument(help="Agent to stop; default: the one that runs.")
+    ] = None,
+    all_: Annotated[
+        bool,
+        typer.Option("--all", help="Stop and remove every container of ours, crashed included."),
+    ] = False,
+    timeout: StopTimeoutOpt = 30.0,
+    json_output: JsonOpt = False,
+) -> None:
+    """Stop an agent gracefully.
+
+    vLLM finishes in-flight requests, then the container is removed (nothing running is
+    fine).
+    """
+    from ..runtime import stop_agents
+
+    ws = workspace()
+    report = stop_agents(ws, agent, everything=all_, grace_s=timeout, on_progress=ui.info)
+    if json_output:
+        ui.print_json(report)
+        return
+    console = ui.out()
+    if report.nothing_to_stop:
+        if agent:
+            what = f"{ws.resolve_agent(agent)} has no container"
+        else:
+            what = "no container of ours exists" if all_ else "no agent is running"
+        console.print(f"Nothing to stop: {what}.", markup=False)
+        return
+    for item in report.stopped:
+        console.print(
+            f"Stopped {item.agent} (container {item.container}, was {item.was}) "
+            f"in {item.seconds:.1f} s.",
+            markup=False,
+        )
+
+
+# --------------------------------------------------------------------------- status
+
+
+def status(json_output: JsonOpt = False) -> None:
+    """Show which agent runs, its health and load.
+
+    Health, endpoint, uptime and load (from vLLM's /metrics); a crashed agent is shown with
+    its exit reason.
+    """
+    from ..runtime import collect_status
+
+    report = collect_status(workspace())
+    if json_output:
+        ui.print_json(report)
+        return
+    console = ui.out()
+    if not report.agents:
+        console.print("No agent is running.", markup=False)
+        ui.hint("Start one with `agent-manager launch <agent>`.")
+        return
+    table = ui.table()
+    columns = ("agent", "state", "health", "endpoint", "model", "up", "run/wait", "KV", "cache")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in report.agents:
+        reqs = (
+            f"{row.requests_running}/{row.requests_waiting}"
+            if row.requests_running is not None
+            else "-"
+        )
+        kv = f"{row.kv_cache_usage * 100:.1f}%" if row.kv_cache_usage is not None else "-"
+        state = row.state if row.exit_code in (None, 0) else f"{row.state} ({row.exit_code})"
+        table.add_row(
+            escape(row.agent),
+            escape(state),
+            row.health,
+            escape(row.endpoint or "-"),
+            escape(row.served_name or "-"),
+            _duration(row.uptime_s),
+            reqs,
+            kv,
+            row.model_cache or "-",
+        )
+    console.print(table)
+    if report.running is None:
+        console.print("No agent is running.", markup=False)
+    for row in report.agents:
+        if row.exit_reason:
+            console.print(f"{row.agent} crashed: {row.exit_reason}", markup=False)
+            if row.exit_fix:
+                console.print(f"  What to do: {row.exit_fix}", markup=False)
+            console.print(f"  Full log: agent-manager logs {row.agent}", markup=False)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def logs(
+    agent: AgentArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the container stops.")
+    ] = False,
+    tail: Annotated[
+        int | None, typer.Option("--tail", "-n", min=0, help="Only the last N lines.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only lines since a duration ago (10m, 2h) or a time."),
+    ] = None,
+) -> None:
+    """Print or follow an agent's vLLM log.
+
+    The running container's log, or the last crashed one's.
+    """
+    from ..adapters.docker import LogStream
+    from ..runtime import container_for_logs, parse_since
+
+    ws = workspace()
+    name = ws.resolve_agent(agent)
+    since_epoch = parse_since(since) if since else None
+    container = container_for_logs(name)
+    if not container.running:
+        code = f" with code {container.exit_code}" if container.exit_code is not None else ""
+        ui.hint(f"{name} is not running ({container.state}{code}); its last log follows.")
+    stream = LogStream(container.id, follow=follow, tail=tail, since=since_epoch)
+    out = sys.stdout
+    try:
+        if tail == 0:
+            if not follow:
+                return
+            # Docker treats tail=0 as "all"; start following from now instead.
+            stream.close()
+            stream = LogStream(container.id, follow=True, since=time.time())
+        for line in stream:
+            out.write(line + "\n")
+            out.flush()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a user ends `logs -f`: a clean end, not an error
+    except BrokenPipeError:
+        pass  # `logs po | head`
+    finally:
+        stream.close()

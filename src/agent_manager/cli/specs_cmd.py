@@ -1,0 +1,93 @@
+"""`list` and `compose`: what the agents are, and their generated compose files."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from .. import ui
+from .options import AgentsArg, JsonOpt, workspace
+
+if TYPE_CHECKING:
+    from ..agent_list import AgentList
+
+
+def list_agents(json_output: JsonOpt = False) -> None:
+    """List agents, endpoints and compose state.
+
+    Shows the workspace in use and, for every agent, its model, endpoint, context, memory
+    fraction and whether its compose file is current.
+    """
+    from ..agent_list import collect_agent_list
+
+    result = collect_agent_list(workspace())
+    if json_output:
+        ui.print_json(result)
+        return
+    _render_list(result)
+
+
+def _render_list(result: AgentList) -> None:
+    from ..compose_files import ComposeState
+    from ..model_cache import CacheState
+
+    console = ui.out()
+    console.print(f"Workspace: {result.workspace} ({result.workspace_source})", markup=False)
+    table = ui.table()
+    for column in ("agent", "model", "endpoint", "context", "mem", "compose", "cache"):
+        # Fold rather than truncate: a cut model id or URL is useless when output is piped.
+        table.add_column(column, overflow="fold")
+    for row in result.agents:
+        compose = row.compose.value + (" +override" if row.override else "")
+        context = "default" if row.max_context is None else str(row.max_context)
+        table.add_row(
+            row.name,
+            row.model + (f"@{row.revision}" if row.revision else ""),
+            row.endpoint,
+            context,
+            f"{row.gpu_memory_fraction:.2f}",
+            compose,
+            row.model_cache.value,
+        )
+    console.print(table)
+    if not result.agents:
+        ui.hint("No agents yet: add agents/<name>.yaml.")
+    elif any(row.compose is not ComposeState.CURRENT for row in result.agents):
+        ui.hint("Run `agent-manager compose` to (re)write stale or missing compose files.")
+    if any(row.model_cache is not CacheState.COMPLETE for row in result.agents):
+        ui.hint("Run `agent-manager download-models` to fetch models not complete in the cache.")
+
+
+def compose(
+    agents: AgentsArg = None,
+    check: bool = typer.Option(
+        False, "--check", help="Write nothing; exit 1 if any compose file is stale or missing."
+    ),
+) -> None:
+    """Write the agents' compose files.
+
+    (Re)writes compose/docker-compose-<agent>.yml for the named agents (all by default).
+    The user's compose/docker-compose-<agent>.override.yml is never written.
+    """
+    from ..compose_files import ComposeState, compose_state, write_compose
+    from ..specs import load_agents
+
+    ws = workspace()
+    loaded = load_agents(ws, agents or None)
+    if check:
+        stale = [a for a in loaded if compose_state(ws, a) is not ComposeState.CURRENT]
+        for agent in stale:
+            state = compose_state(ws, agent).value
+            ui.info(f"{ws.compose_path(agent.name)}: {state}")
+        if stale:
+            ui.hint("Run `agent-manager compose` to rewrite them.")
+            raise typer.Exit(1)
+        ui.success(f"{len(loaded)} compose file(s) up to date.")
+        return
+    for agent in loaded:
+        path = ws.compose_path(agent.name)
+        if write_compose(ws, agent):
+            ui.success(f"wrote {path}")
+        else:
+            ui.info(f"unchanged {path}")

@@ -1,0 +1,144 @@
+"""Whether an agent's model is complete in the local Hugging Face cache — offline, in
+milliseconds, from the cache folder alone.
+
+The cache layout is huggingface_hub's: `models--org--name/refs/<revision>` holds the commit a
+branch or tag pointed at, `snapshots/<commit>/<file>` links to `blobs/<etag>`, and
+`trees/<commit>.json` (written by huggingface_hub 2.x and by `download-models`) lists every file
+of that commit. "Complete" means every file vLLM needs (`model_files.select_files` over that
+listing) is in the snapshot. Without a listing (a cache filled by an older tool) we fall back
+to what vLLM cannot start without: config.json, a tokenizer, and every weight shard the index
+names (or the single weights file).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from .adapters.hub import DEFAULT_REVISION, TREE_FORMAT_VERSION, is_commit
+from .hf_cache import repo_folder
+from .model_files import select_files, weights_listed_in_index
+from .specs import Agent
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "tekken.json")
+
+
+class CacheState(str, Enum):
+    COMPLETE = "complete"  # every file vLLM needs is in the cache: start offline
+    PARTIAL = "partial"
+    MISSING = "missing"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """What the cache holds for one model at one revision."""
+
+    state: CacheState
+    commit: str | None = None
+    snapshot: Path | None = None
+    missing: tuple[str, ...] = ()
+
+
+def cache_state(agent: Agent) -> CacheState:
+    """COMPLETE when the container can start this agent with HF_HUB_OFFLINE=1."""
+    return inspect_cache(agent.spec.model, agent.spec.revision).state
+
+
+def inspect_cache(model: str, revision: str | None) -> CacheInfo:
+    try:
+        return _inspect(model, revision)
+    except (OSError, ValueError):
+        # Unreadable cache (permissions, a broken file): say so rather than guess.
+        return CacheInfo(CacheState.UNKNOWN)
+
+
+def resolve_cached_commit(model: str, revision: str | None) -> str | None:
+    """The commit `revision` points at according to the cache (no network)."""
+    if is_commit(revision):
+        return revision
+    ref = repo_folder(model) / "refs" / (revision or DEFAULT_REVISION)
+    if not ref.is_file():
+        return None
+    return ref.read_text(encoding="utf-8").strip() or None
+
+
+def cached_listing(model: str, commit: str) -> dict[str, int] | None:
+    """path → size of every file of the commit, from `trees/<commit>.json`; None if absent."""
+    tree = repo_folder(model) / "trees" / f"{commit}.json"
+    try:
+        data = json.loads(tree.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format_version") != TREE_FORMAT_VERSION:
+        return None
+    files = data.get("files")
+    if not isinstance(files, dict):
+        return None
+    return {str(path): int(info.get("size", 0)) for path, info in files.items()}
+
+
+def snapshot_has(model: str, commit: str, path: str) -> bool:
+    """The snapshot entry exists and its blob is there (a dangling link is not a file)."""
+    return (repo_folder(model) / "snapshots" / commit / path).exists()
+
+
+def blob_present(model: str, blob_name: str | None) -> bool:
+    return bool(blob_name) and (repo_folder(model) / "blobs" / str(blob_name)).is_file()
+
+
+def partial_bytes(model: str, blob_name: str | None) -> int:
+    """Bytes of an interrupted download waiting to be resumed."""
+    if not blob_name:
+        return 0
+    partial = repo_folder(model) / "blobs" / f"{blob_name}.incomplete"
+    try:
+        return partial.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _inspect(model: str, revision: str | None) -> CacheInfo:
+    folder = repo_folder(model)
+    if not folder.is_dir():
+        return CacheInfo(CacheState.MISSING)
+    commit = resolve_cached_commit(model, revision)
+    snapshot = folder / "snapshots" / commit if commit else None
+    if commit is None or snapshot is None or not snapshot.is_dir():
+        # Nothing of this revision yet, unless its first file was interrupted mid-way.
+        resumable = commit is not None and any((folder / "blobs").glob("*.incomplete"))
+        return CacheInfo(CacheState.PARTIAL if resumable else CacheState.MISSING, commit=commit)
+    listing = cached_listing(model, commit)
+    if listing is not None:
+        needed = select_files(listing).paths
+    else:
+        needed = _needed_without_listing(snapshot)
+    missing = tuple(p for p in needed if not (snapshot / p).exists())
+    state = CacheState.COMPLETE if needed and not missing else CacheState.PARTIAL
+    return CacheInfo(state, commit=commit, snapshot=snapshot, missing=missing)
+
+
+def _needed_without_listing(snapshot: Path) -> tuple[str, ...]:
+    needed = ["config.json"]
+    tokenizer = next((t for t in TOKENIZER_FILES if (snapshot / t).exists()), TOKENIZER_FILES[0])
+    needed.append(tokenizer)
+    for index_name, single in (
+        ("model.safetensors.index.json", "model.safetensors"),
+        ("pytorch_model.bin.index.json", "pytorch_model.bin"),
+    ):
+        index = snapshot / index_name
+        if index.exists():
+            data = json.loads(index.read_text(encoding="utf-8"))
+            shards = weights_listed_in_index(data) if isinstance(data, dict) else set()
+            return (*needed, index_name, *sorted(shards))
+        if (snapshot / single).exists():
+            return (*needed, single)
+    # Weights under another name (e.g. `model-00001-of-00001.safetensors` with no index).
+    weights = sorted(p.name for p in snapshot.glob("*.safetensors"))
+    if not weights:
+        return (*needed, "model.safetensors")
+    return (*needed, *weights)

@@ -1,0 +1,102 @@
+"""Shared test setup: every test gets an isolated workspace, cache and plain output."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from agent_manager import ui
+from agent_manager.adapters import docker as docker_adapter
+from agent_manager.cli import errors as cli_errors
+from agent_manager.cli import options as cli_options
+from agent_manager.cli.app import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+# huggingface_hub reads this once, at import: set it before any test module imports it.
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test sees the user's config, caches, agents or colours."""
+    for var in (
+        "AGENT_MANAGER_HOME",
+        "AGENT_MANAGER_DEBUG",
+        "HF_TOKEN",
+        "HF_HUB_CACHE",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_HUB_OFFLINE",
+        "HF_ENDPOINT",
+        "XDG_CACHE_HOME",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    # huggingface_hub may report usage to the real hub from request headers; tests never
+    # reach the internet.
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("TERM", "dumb")
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("AGENT_MANAGER_INSTANCE", f"amtest-{uuid.uuid4().hex[:8]}")
+    run_dir = tmp_path / "cwd"
+    run_dir.mkdir()
+    monkeypatch.chdir(run_dir)
+    _reset_caches()
+    yield
+    _reset_caches()
+
+
+def _reset_caches() -> None:
+    ui.out.cache_clear()
+    ui.err.cache_clear()
+    docker_adapter.get_docker.cache_clear()
+    docker_adapter.ensure_compose_cli.cache_clear()
+    cli_options.set_home(None)
+    cli_errors.set_debug(False)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A workspace folder holding copies of the repo's default agents (and no compose files)."""
+    root = tmp_path / "ws"
+    shutil.copytree(REPO / "agents", root / "agents")
+    (root / "compose").mkdir()
+    return root
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run `agent-manager ARGS...` in-process, as a user would, and capture what it prints."""
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        _reset_caches()
+        try:
+            main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        else:  # pragma: no cover - main always exits
+            code = 0
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -1,0 +1,219 @@
+"""Fake Docker adapter (and agent HTTP endpoint) for launch/stop/status/logs unit tests.
+
+`install(monkeypatch)` replaces the functions of `agent_manager.adapters.docker` that the
+runtime uses, plus `probe_health` / `served_models` of the HTTP adapter. Containers live in a
+dict; every operation is appended to `FakeDocker.ops`, so a test can assert the order in which
+things happened ("stop architect" before "up po").
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+
+from agent_manager import planner
+from agent_manager.adapters import docker as docker_adapter
+from agent_manager.adapters import http as http_adapter
+from agent_manager.adapters.docker import AgentContainer
+from agent_manager.adapters.http import Probe
+from agent_manager.workspace import Workspace, project_name
+
+READY_LOG = [
+    "(APIServer pid=1) INFO 11-23 10:00:00 [api_server.py:1] vLLM server version 0.33.0",
+    "(EngineCore_DP0 pid=2) INFO 11-23 10:00:01 [gpu_model_runner.py:1] Starting to load model x",
+    "(APIServer pid=1) INFO 11-23 10:00:02 [api_server.py:1] Starting vLLM server on "
+    "http://0.0.0.0:8000",
+    "INFO:     Application startup complete.",
+]
+
+
+@dataclass
+class Behaviour:
+    """What happens when `compose up` starts an agent."""
+
+    up_exit_code: int = 0
+    up_output: list[str] = field(default_factory=lambda: [" Container x  Started"])
+    exits_with: int | None = None  # the container exits at once with this code
+    log: list[str] = field(default_factory=lambda: list(READY_LOG))
+    healthy_after_probes: int = 2  # /health answers 200 from this probe on
+    models: list[str] | None = None  # /v1/models ids (default: the served name)
+
+
+class FakeProcess:
+    def __init__(self, lines: list[str], code: int):
+        self.stdout: Iterator[str] = iter(line + "\n" for line in lines)
+        self.returncode = code
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.returncode
+
+    def poll(self) -> int:
+        return self.returncode
+
+    def kill(self) -> None:
+        pass
+
+
+class FakeDocker:
+    def __init__(self) -> None:
+        self.containers: dict[str, AgentContainer] = {}
+        self.logs: dict[str, list[str]] = {}
+        self.ops: list[str] = []
+        self.behaviour: dict[str, Behaviour] = {}
+        self.publishers: dict[int, list[str]] = {}
+        self._ids = itertools.count(1)
+        self._probes = 0
+        self.serving: str | None = None  # agent whose "server" answers on its port
+        self.config_hash: dict[str, str] = {}  # what `compose config --hash` answers per agent
+
+    # -- set-up helpers -------------------------------------------------------------------
+    def add(
+        self, agent: str, state: str = "running", port: int = 8000, exit_code: int | None = None
+    ) -> AgentContainer:
+        cid = f"{next(self._ids):064x}"
+        container = AgentContainer(
+            id=cid,
+            name=f"{project_name(agent)}-vllm-1",
+            agent=agent,
+            project=project_name(agent),
+            state=state,
+            exit_code=exit_code if exit_code is not None else (0 if state == "running" else 1),
+            started_at="2026-11-23T10:00:00.123456789Z",
+            finished_at=None,
+            port=port,
+            served_name=agent,
+            spec_hash="old",
+        )
+        self.containers[cid] = container
+        self.logs[cid] = list(READY_LOG)
+        if state == "running":
+            self.serving = agent
+        return container
+
+    def running(self) -> list[str]:
+        return sorted(c.agent for c in self.containers.values() if c.running)
+
+    # -- the adapter's functions ----------------------------------------------------------
+    def list_agent_containers(self, include_stopped: bool = True) -> list[AgentContainer]:
+        return [c for c in self.containers.values() if include_stopped or c.running]
+
+    def agent_container(self, container_id: str) -> AgentContainer | None:
+        return self.containers.get(container_id)
+
+    def stop_container(self, container_id: str, grace_s: float) -> None:
+        container = self.containers[container_id]
+        self.ops.append(f"stop {container.agent}")
+        self.containers[container_id] = replace(container, state="exited", exit_code=0)
+        if self.serving == container.agent:
+            self.serving = None
+
+    def remove_container(self, container_id: str) -> None:
+        container = self.containers.pop(container_id, None)
+        if container is not None:
+            self.ops.append(f"remove {container.agent}")
+
+    def remove_project_networks(self, project: str) -> None:
+        self.ops.append(f"network-rm {project}")
+
+    def compose_config_hash(
+        self, ws: Workspace, agent: str, service: str, offline: bool = False
+    ) -> str | None:
+        return self.config_hash.get(agent)
+
+    def port_publishers(self, port: int) -> list[str]:
+        return self.publishers.get(port, [])
+
+    def start_compose(
+        self, ws: Workspace, agent: str, *args: str, offline: bool = False
+    ) -> FakeProcess:
+        behaviour = self.behaviour.get(agent, Behaviour())
+        self.ops.append(f"{' '.join(args)} {agent}" + (" offline" if offline else ""))
+        if behaviour.up_exit_code == 0:
+            mine = [c for c in self.containers.values() if c.agent == agent]
+            if not mine:
+                container = self.add(agent, port=_port(ws, agent))
+                self.serving = None
+            else:
+                container = mine[0]
+            self.logs[container.id] = list(behaviour.log)
+            if behaviour.exits_with is not None:
+                self.containers[container.id] = replace(
+                    container, state="exited", exit_code=behaviour.exits_with
+                )
+            self._probes = 0
+            self._pending = agent
+        return FakeProcess(behaviour.up_output, behaviour.up_exit_code)
+
+    def log_lines(self, container_id: str, tail: int | None = None) -> list[str]:
+        lines = self.logs.get(container_id, [])
+        return lines[-tail:] if tail else list(lines)
+
+    def log_stream(self, container_id: str, **kwargs: Any) -> FakeLogStream:
+        return FakeLogStream(self.log_lines(container_id))
+
+    # -- the HTTP adapter's functions -------------------------------------------------------
+    def probe_health(self, url: str, timeout: float = 1.0) -> Probe:
+        agent = getattr(self, "_pending", None) or self.serving
+        if agent is None or not any(
+            c.agent == agent and c.running for c in self.containers.values()
+        ):
+            return Probe(False, None, "ConnectionError")
+        self._probes += 1
+        if self._probes >= self.behaviour.get(agent, Behaviour()).healthy_after_probes:
+            self.serving = agent
+            return Probe(True, 200)
+        return Probe(False, None, "ConnectionError")
+
+    def served_models(self, url: str, api_key: str | None = None, timeout: float = 2.0) -> Any:
+        if self.serving is None:
+            return None
+        models = self.behaviour.get(self.serving, Behaviour()).models
+        return [self.serving] if models is None else models
+
+
+class FakeLogStream:
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.lines)
+
+    def close(self) -> None:
+        pass
+
+
+def _port(ws: Workspace, agent: str) -> int:
+    from agent_manager.specs import load_agent
+
+    return load_agent(ws, agent).spec.port
+
+
+def install(monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    fake = FakeDocker()
+    for name in (
+        "list_agent_containers",
+        "agent_container",
+        "stop_container",
+        "remove_container",
+        "remove_project_networks",
+        "port_publishers",
+        "compose_config_hash",
+        "start_compose",
+        "log_lines",
+    ):
+        monkeypatch.setattr(docker_adapter, name, getattr(fake, name))
+    monkeypatch.setattr(docker_adapter, "LogStream", fake.log_stream)
+    # Cached like the real ones: the test set-up calls their cache_clear().
+    monkeypatch.setattr(docker_adapter, "get_docker", functools.cache(lambda: object()))
+    monkeypatch.setattr(docker_adapter, "ensure_compose_cli", functools.cache(lambda: None))
+    monkeypatch.setattr(http_adapter, "probe_health", fake.probe_health)
+    monkeypatch.setattr(http_adapter, "served_models", fake.served_models)
+    monkeypatch.setattr(http_adapter, "fetch_metrics", lambda url, timeout=2.0: None)
+    # The planner reads NVML and checkpoints; launch's own logic is what is tested here.
+    monkeypatch.setattr(planner, "ensure_fits", lambda agent, force=False: [])
+    return fake
