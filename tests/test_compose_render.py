@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,30 @@ def test_packaged_flag_table_is_vllms_own():
     shared = REPO.parent / "shared" / "vllm" / "serve-args-0.33.0.json"
     packaged = REPO / "src" / "agent_manager" / "data" / "serve-args-0.33.0.json"
     assert json.loads(packaged.read_text()) == json.loads(shared.read_text())
+
+
+# Plain scalars that Compose's YAML 1.2 reader takes for numbers but a YAML 1.1 writer leaves
+# bare: unquoted, `1e3` would reach the container as "1000" and a hash as "1.1e+12".
+NUMBER_LOOKING = ["1e3", "1116667349e3", "0o17", "0x1F", "1_000", ".inf", "-.Inf", ".NaN", "017"]
+
+
+def float_looking_hash_port(spec_text: str) -> tuple[Agent, int]:
+    """The first port that gives this spec a hash Compose would read as a float (like 1e12)."""
+    for port in range(20000, 65536):
+        agent = parse_spec("po", Path("agents/po.yaml"), spec_text + f"port: {port}\n")
+        if re.fullmatch(r"[0-9]+e[0-9]{1,2}", agent.spec_hash()):
+            return agent, port
+    raise AssertionError("no port gives a float-looking hash")
+
+
+def test_values_compose_would_read_as_numbers_are_written_quoted():
+    env = "".join(f"  AM_VALUE_{i}: '{value}'\n" for i, value in enumerate(NUMBER_LOOKING))
+    agent, _ = float_looking_hash_port(f"model: Qwen/Qwen2.5-7B-Instruct-AWQ\nenv:\n{env}")
+
+    text = render_compose_text(agent)
+
+    assert f"io.agent-manager.spec-hash: '{agent.spec_hash()}'" in text
+    for i, value in enumerate(NUMBER_LOOKING):
+        assert f"AM_VALUE_{i}: '{value}'" in text
+    parsed = yaml.safe_load(text)["services"]["vllm"]
+    assert parsed["labels"]["io.agent-manager.spec-hash"] == agent.spec_hash()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 import pytest
 import yaml
 
+from tests.conftest import CliResult
 from tests.integration.conftest import StandinWorkspace
+from tests.test_compose_render import NUMBER_LOOKING, float_looking_hash_port
 
 DEFAULT_AGENTS = ["architect", "developer", "po"]
 
@@ -98,3 +103,22 @@ def test_a_standin_told_to_fail_exits_1_with_vllms_message(
     assert run.returncode == 1
     assert "(original error: CUDA out of memory." in run.stdout
     assert "EngineCore failed to start." in run.stdout
+
+
+def test_values_that_look_like_numbers_reach_compose_unchanged(
+    standin_workspace: StandinWorkspace, cli: Callable[..., CliResult]
+) -> None:
+    """Compose reads YAML 1.2: a bare `1116667349e3` hash would become 1.116667349e+12."""
+    spec = standin_workspace.root / "agents" / "po.yaml"
+    env = "".join(f"  AM_VALUE_{i}: '{value}'\n" for i, value in enumerate(NUMBER_LOOKING))
+    agent, port = float_looking_hash_port(f"model: Qwen/Qwen2.5-7B-Instruct-AWQ\nenv:\n{env}")
+    spec.write_text(f"model: Qwen/Qwen2.5-7B-Instruct-AWQ\nport: {port}\nenv:\n{env}")
+    assert cli("compose", "po").code == 0
+
+    merged = standin_workspace.compose("po", "config", "--format", "json")
+
+    assert merged.returncode == 0, merged.stderr
+    service = json.loads(merged.stdout)["services"]["vllm"]
+    assert service["labels"]["io.agent-manager.spec-hash"] == agent.spec_hash()
+    for i, value in enumerate(NUMBER_LOOKING):
+        assert service["environment"][f"AM_VALUE_{i}"] == value
