@@ -18,6 +18,7 @@ import pytest
 
 from agent_manager import launch as launch_module
 from agent_manager.adapters import docker as docker_adapter
+from agent_manager.errors import LaunchError
 from agent_manager.launch import LaunchEvents, LaunchFailed, LaunchOptions, launch
 from agent_manager.lock import workspace_lock
 from agent_manager.ports import PortUse, port_use
@@ -98,6 +99,21 @@ def test_compose_up_failure_is_diagnosed(workspace: Path, fake: FakeDocker) -> N
     with pytest.raises(LaunchFailed) as failed:
         run_launch(workspace, "po")
     assert failed.value.failure.kind == "no-nvidia-runtime"
+
+
+def test_compose_up_stuck_mid_pull_is_cut_at_the_timeout(workspace: Path, fake: FakeDocker) -> None:
+    fake.behaviour["po"] = Behaviour(
+        up_output=[" vllm Pulling", " 9f1a2b3c4d5e Downloading [=>    ]  1.2GB/9.8GB"],
+        up_hangs=True,
+    )
+    start = time.monotonic()
+    with pytest.raises(LaunchError) as failed:
+        run_launch(workspace, "po", timeout=1.5)
+    assert time.monotonic() - start < 5
+    assert fake.last_process.killed.is_set()
+    assert "did not finish within 2 s (still pulling the image)" in failed.value.message
+    assert "--timeout" in (failed.value.hint or "")
+    assert any("1.2GB/9.8GB" in line for line in failed.value.details)
 
 
 def _running_po(fake: FakeDocker, workspace: Path, config_hash: str) -> None:

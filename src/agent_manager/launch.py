@@ -16,11 +16,12 @@ the last one's agent running.
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -261,24 +262,35 @@ def _compose_up(
     process = docker_adapter.start_compose(ws, agent.name, "up", "-d", offline=offline)
     output: list[str] = []
     assert process.stdout is not None
-    # On Ctrl-C, `compose up` (in its own session) is left to finish: the container is left
-    # as it is, never half-created.
-    for raw in process.stdout:
+    # Read in a thread so a `compose up` stuck mid-pull, output pipe open, still meets
+    # --timeout. On Ctrl-C, `compose up` (in its own session) is left to finish: the
+    # container is left as it is, never half-created.
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
+    code: int | None = None
+    while (raw := _next_line(lines, deadline)) is not _TIMED_OUT:
+        if raw is None:  # end of output: compose is exiting
+            try:
+                code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            break
         line = raw.rstrip("\n")
         output.append(line)
         phase = phase_of(line)
         if phase in (PULLING, CREATING) and phase != progress.phase:
             progress.phase = phase
             events.phase(phase, time.monotonic() - start)
-    try:
-        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
+    if code is None:
         process.kill()
+        doing = " (still pulling the image)" if progress.phase == PULLING else ""
         raise LaunchError(
-            f"`docker compose up` for {agent.name} did not finish in time.",
-            hint="Check the Docker daemon (`docker info`) and raise --timeout.",
+            f"`docker compose up` for {agent.name} did not finish within "
+            f"{deadline - start:.0f} s{doing}.",
+            hint="Check the Docker daemon (`docker info`) and the network, "
+            "then launch again with a larger --timeout.",
             details=output[-10:],
-        ) from None
+        )
     if code != 0:
         failure = diagnose(output, Context(agent=agent.name, exit_code=None, state="not-created"))
         if failure.kind == "unrecognised":
@@ -290,6 +302,25 @@ def _compose_up(
                 output[-30:],
             )
         raise LaunchFailed(agent.name, failure, None)
+
+
+def _pump(stream: Iterable[str], into: queue.Queue[str | None]) -> None:
+    try:
+        for line in stream:
+            into.put(line)
+    finally:
+        into.put(None)
+
+
+_TIMED_OUT = "\0timed out"
+
+
+def _next_line(lines: queue.Queue[str | None], deadline: float) -> str | None:
+    """The next line of output; None at its end, _TIMED_OUT once the deadline has passed."""
+    try:
+        return lines.get(timeout=max(0.0, deadline - time.monotonic()))
+    except queue.Empty:
+        return _TIMED_OUT
 
 
 def _check_port(agent: Agent, containers: list[AgentContainer]) -> None:

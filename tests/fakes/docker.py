@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,12 +43,20 @@ class Behaviour:
     log: list[str] = field(default_factory=lambda: list(READY_LOG))
     healthy_after_probes: int = 2  # /health answers 200 from this probe on
     models: list[str] | None = None  # /v1/models ids (default: the served name)
+    up_hangs: bool = False  # `compose up` prints its output, then hangs (pipe open) until killed
 
 
 class FakeProcess:
-    def __init__(self, lines: list[str], code: int):
-        self.stdout: Iterator[str] = iter(line + "\n" for line in lines)
+    def __init__(self, lines: list[str], code: int, hangs: bool = False):
         self.returncode = code
+        self.killed = threading.Event()
+        self._hangs = hangs
+        self.stdout: Iterator[str] = self._output(lines)
+
+    def _output(self, lines: list[str]) -> Iterator[str]:
+        yield from (line + "\n" for line in lines)
+        if self._hangs:
+            self.killed.wait(timeout=30)
 
     def wait(self, timeout: float | None = None) -> int:
         return self.returncode
@@ -56,7 +65,7 @@ class FakeProcess:
         return self.returncode
 
     def kill(self) -> None:
-        pass
+        self.killed.set()
 
 
 class FakeDocker:
@@ -147,7 +156,10 @@ class FakeDocker:
                 )
             self._probes = 0
             self._pending = agent
-        return FakeProcess(behaviour.up_output, behaviour.up_exit_code)
+        self.last_process = FakeProcess(
+            behaviour.up_output, behaviour.up_exit_code, hangs=behaviour.up_hangs
+        )
+        return self.last_process
 
     def log_lines(self, container_id: str, tail: int | None = None) -> list[str]:
         lines = self.logs.get(container_id, [])
