@@ -287,8 +287,8 @@ def _compose_up(
         raise LaunchError(
             f"`docker compose up` for {agent.name} did not finish within "
             f"{deadline - start:.0f} s{doing}.",
-            hint="Check the Docker daemon (`docker info`) and the network, "
-            "then launch again with a larger --timeout.",
+            hint="Check the Docker daemon (`docker info`) and the network, then launch again "
+            f"with a larger --timeout; `agent-manager stop {agent.name}` removes what it left.",
             details=output[-10:],
         )
     if code != 0:
