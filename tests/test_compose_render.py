@@ -160,18 +160,20 @@ def test_packaged_flag_table_is_vllms_own():
 NUMBER_LOOKING = ["1e3", "1116667349e3", "0o17", "0x1F", "1_000", ".inf", "-.Inf", ".NaN", "017"]
 
 
-def float_looking_hash_port(spec_text: str) -> tuple[Agent, int]:
-    """The first port that gives this spec a hash Compose would read as a float (like 1e12)."""
+def number_looking_spec() -> tuple[Agent, str]:
+    """A po spec with NUMBER_LOOKING env values and a port that makes its hash look like a
+    float Compose can read (like 1e12); the Agent and the spec's text."""
+    env = "".join(f"  AM_VALUE_{i}: '{value}'\n" for i, value in enumerate(NUMBER_LOOKING))
     for port in range(20000, 65536):
-        agent = parse_spec("po", Path("agents/po.yaml"), spec_text + f"port: {port}\n")
+        text = f"model: Qwen/Qwen2.5-7B-Instruct-AWQ\nport: {port}\nenv:\n{env}"
+        agent = parse_spec("po", Path("agents/po.yaml"), text)
         if re.fullmatch(r"[0-9]+e[0-9]{1,2}", agent.spec_hash()):
-            return agent, port
+            return agent, text
     raise AssertionError("no port gives a float-looking hash")
 
 
 def test_values_compose_would_read_as_numbers_are_written_quoted():
-    env = "".join(f"  AM_VALUE_{i}: '{value}'\n" for i, value in enumerate(NUMBER_LOOKING))
-    agent, _ = float_looking_hash_port(f"model: Qwen/Qwen2.5-7B-Instruct-AWQ\nenv:\n{env}")
+    agent, _ = number_looking_spec()
 
     text = render_compose_text(agent)
 

@@ -268,7 +268,11 @@ def _compose_up(
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
     code: int | None = None
-    while (raw := _next_line(lines, deadline)) is not _TIMED_OUT:
+    while True:
+        try:
+            raw = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break  # the deadline passed before compose finished
         if raw is None:  # end of output: compose is exiting
             try:
                 code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
@@ -310,17 +314,6 @@ def _pump(stream: Iterable[str], into: queue.Queue[str | None]) -> None:
             into.put(line)
     finally:
         into.put(None)
-
-
-_TIMED_OUT = "\0timed out"
-
-
-def _next_line(lines: queue.Queue[str | None], deadline: float) -> str | None:
-    """The next line of output; None at its end, _TIMED_OUT once the deadline has passed."""
-    try:
-        return lines.get(timeout=max(0.0, deadline - time.monotonic()))
-    except queue.Empty:
-        return _TIMED_OUT
 
 
 def _check_port(agent: Agent, containers: list[AgentContainer]) -> None:

@@ -10,7 +10,7 @@ import yaml
 
 from tests.conftest import CliResult
 from tests.integration.conftest import StandinWorkspace
-from tests.test_compose_render import NUMBER_LOOKING, float_looking_hash_port
+from tests.test_compose_render import NUMBER_LOOKING, number_looking_spec
 
 DEFAULT_AGENTS = ["architect", "developer", "po"]
 
@@ -109,10 +109,8 @@ def test_values_that_look_like_numbers_reach_compose_unchanged(
     standin_workspace: StandinWorkspace, cli: Callable[..., CliResult]
 ) -> None:
     """Compose reads YAML 1.2: a bare `1116667349e3` hash would become 1.116667349e+12."""
-    spec = standin_workspace.root / "agents" / "po.yaml"
-    env = "".join(f"  AM_VALUE_{i}: '{value}'\n" for i, value in enumerate(NUMBER_LOOKING))
-    agent, port = float_looking_hash_port(f"model: Qwen/Qwen2.5-7B-Instruct-AWQ\nenv:\n{env}")
-    spec.write_text(f"model: Qwen/Qwen2.5-7B-Instruct-AWQ\nport: {port}\nenv:\n{env}")
+    agent, spec_text = number_looking_spec()
+    (standin_workspace.root / "agents" / "po.yaml").write_text(spec_text)
     assert cli("compose", "po").code == 0
 
     merged = standin_workspace.compose("po", "config", "--format", "json")
