@@ -25,9 +25,9 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ.pop("HF_HUB_OFFLINE", None)
 os.environ.pop("HF_HUB_CACHE", None)
 
-from agent_manager import downloads  # noqa: E402
 from agent_manager.adapters import hub as hub_adapter  # noqa: E402
-from agent_manager.specs import Agent, parse_spec  # noqa: E402
+from agent_manager.models import downloads  # noqa: E402
+from agent_manager.spec.agents import Agent, parse_spec  # noqa: E402
 from tests.fakes.fake_hub import FakeHub  # noqa: E402
 
 MB = 1_000_000

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager.bench import (
+from agent_manager.client.bench import (
     BenchSettings,
     Sample,
     make_prompt,
@@ -18,7 +18,7 @@ from agent_manager.bench import (
     server_counts,
     summarize,
 )
-from agent_manager.endpoint import Endpoint
+from agent_manager.spec.endpoint import Endpoint
 from tests.conftest import CliResult
 from tests.standin.process import StandinProcess, free_port, run_standin
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from agent_manager.adapters.http import ChatDelta, Usage, chat_delta, iter_sse_data
-from agent_manager.chat import ChatOptions, Conversation
 from agent_manager.cli import use_cmd
-from agent_manager.endpoint import Endpoint
+from agent_manager.client.chat import ChatOptions, Conversation
 from agent_manager.errors import AgentApiError
+from agent_manager.spec.endpoint import Endpoint
 from tests.conftest import CliResult
 from tests.standin.process import StandinProcess, free_port, run_standin
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent_manager.compose import render_compose, render_compose_text
-from agent_manager.specs import Agent, load_agents, parse_spec
-from agent_manager.vllm_args import check_flags
-from agent_manager.workspace import Workspace
+from agent_manager.compose.render import render_compose, render_compose_text
+from agent_manager.spec.agents import Agent, load_agents, parse_spec
+from agent_manager.spec.vllm_args import check_flags
+from agent_manager.spec.workspace import Workspace
 
 GOLDEN = Path(__file__).parent / "golden"
 REPO = Path(__file__).resolve().parents[1]

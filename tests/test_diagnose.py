@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from agent_manager.diagnose import Context, diagnose
+from agent_manager.runtime.diagnose import Context, diagnose
 from tests.standin.process import standin_command, standin_env
 
 PO = Context(agent="po", exit_code=1, state="exited")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager import doctor
 from agent_manager.adapters import docker
-from agent_manager.doctor import (
+from agent_manager.doctor import checks as doctor
+from agent_manager.doctor.checks import (
     TOOLKIT_FIX,
     Check,
     Status,
@@ -27,9 +27,9 @@ from agent_manager.doctor import (
     vram_verdict,
 )
 from agent_manager.errors import DockerUnavailableError
-from agent_manager.ports import PortUse, port_use
-from agent_manager.specs import Agent, AgentSpec
-from agent_manager.workspace import Workspace
+from agent_manager.runtime.ports import PortUse, port_use
+from agent_manager.spec.agents import Agent, AgentSpec
+from agent_manager.spec.workspace import Workspace
 from tests.conftest import CliResult
 from tests.fakes import nvml as fake_nvml
 from tests.standin.process import free_port

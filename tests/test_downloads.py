@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager import downloads
 from agent_manager.adapters import hub as hub_adapter
-from agent_manager.hf_cache import hub_cache
-from agent_manager.model_cache import CacheState, inspect_cache
+from agent_manager.models import downloads
+from agent_manager.models.cache_layout import hub_cache
+from agent_manager.models.cache_state import CacheState, inspect_cache
 from tests.fakes.fake_hub import FakeHub
 
 pytestmark = pytest.mark.hub

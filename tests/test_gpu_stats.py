@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager import gpu
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import nvml
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.errors import DockerUnavailableError, GpuUnavailableError
+from agent_manager.runtime import gpu
 from tests.conftest import CliResult
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.nvml import FakePynvml, Scenario, device, process

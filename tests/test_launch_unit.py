@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager import launch as launch_module
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.errors import LaunchError
-from agent_manager.launch import LaunchEvents, LaunchFailed, LaunchOptions, launch
-from agent_manager.lock import workspace_lock
-from agent_manager.ports import PortUse, port_use
-from agent_manager.runtime import parse_docker_time, parse_since
-from agent_manager.startup_phases import phase_of
-from agent_manager.workspace import resolve_workspace
+from agent_manager.runtime import launch as launch_module
+from agent_manager.runtime.agents import parse_docker_time, parse_since
+from agent_manager.runtime.launch import LaunchEvents, LaunchFailed, LaunchOptions, launch
+from agent_manager.runtime.lock import workspace_lock
+from agent_manager.runtime.phases import phase_of
+from agent_manager.runtime.ports import PortUse, port_use
+from agent_manager.spec.workspace import resolve_workspace
 from tests.conftest import CliResult
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.docker import Behaviour, FakeDocker, install
@@ -119,7 +119,7 @@ def test_compose_up_stuck_mid_pull_is_cut_at_the_timeout(workspace: Path, fake: 
 def _running_po(fake: FakeDocker, workspace: Path, config_hash: str) -> None:
     from dataclasses import replace
 
-    from agent_manager.specs import load_agent
+    from agent_manager.spec.agents import load_agent
 
     container = fake.add("po", port=8002)
     fake.containers[container.id] = replace(
@@ -445,7 +445,7 @@ def test_log_stream_joins_chunks_into_lines(
 def test_a_slow_stop_says_so_and_a_hung_one_gives_up_clearly(
     fake: FakeDocker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent_manager import runtime
+    from agent_manager.runtime import agents as runtime
 
     stop_fast = fake.stop_container
 

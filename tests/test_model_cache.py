@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager.hf_cache import hub_cache
-from agent_manager.model_cache import CacheState, cache_state, inspect_cache
-from agent_manager.model_files import select_files
-from agent_manager.specs import parse_spec
+from agent_manager.models.cache_layout import hub_cache
+from agent_manager.models.cache_state import CacheState, cache_state, inspect_cache
+from agent_manager.models.selection import select_files
+from agent_manager.spec.agents import parse_spec
 
 COMMIT = "a" * 40
 OTHER_COMMIT = "b" * 40

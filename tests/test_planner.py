@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager import planner
 from agent_manager.adapters import hub
 from agent_manager.errors import HubError, LaunchError
-from agent_manager.hf_cache import hub_cache
-from agent_manager.planner import (
+from agent_manager.models.cache_layout import hub_cache
+from agent_manager.plan import planner
+from agent_manager.plan.planner import (
     GIB,
     kv_bytes_for_context,
     kv_bytes_per_token,
     kv_dtype_bytes,
     shape_from_config,
 )
-from agent_manager.specs import Agent, parse_spec
+from agent_manager.spec.agents import Agent, parse_spec
 from tests.conftest import CliResult
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.nvml import Scenario, device, process
@@ -141,7 +141,7 @@ def test_weight_estimate_from_config_is_close_to_the_real_checkpoint() -> None:
 
 
 def test_weights_are_the_sum_of_the_cached_safetensors() -> None:
-    from agent_manager.checkpoint_info import read_checkpoint
+    from agent_manager.plan.checkpoint import read_checkpoint
 
     cache_model("Qwen/X", [1000, 234], "Qwen2.5-7B-Instruct")
     facts = read_checkpoint("Qwen/X", None)
@@ -151,7 +151,7 @@ def test_weights_are_the_sum_of_the_cached_safetensors() -> None:
 
 
 def test_a_missing_shard_makes_cached_weights_incomplete_and_labels_the_estimate() -> None:
-    from agent_manager.checkpoint_info import read_checkpoint
+    from agent_manager.plan.checkpoint import read_checkpoint
 
     snapshot = cache_model("Qwen/Y", [1000, 234], "Qwen2.5-7B-Instruct-AWQ")
     os.remove(snapshot / "model-00002-of-00002.safetensors")
@@ -162,7 +162,7 @@ def test_a_missing_shard_makes_cached_weights_incomplete_and_labels_the_estimate
 def test_hub_file_sizes_are_used_when_the_cache_has_no_weights(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from agent_manager.checkpoint_info import read_checkpoint
+    from agent_manager.plan.checkpoint import read_checkpoint
 
     monkeypatch.setattr(
         hub,
@@ -326,7 +326,9 @@ def test_ensure_fits_passes_a_fitting_agent_and_counts_our_running_agent_as_free
     workspace: Path, cached_defaults: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The GPU is full of agent architect, which launch stops before starting po.
-    monkeypatch.setattr("agent_manager.gpu.container_id_of", lambda pid, proc_root=None: "ab" * 32)
+    monkeypatch.setattr(
+        "agent_manager.runtime.gpu.container_id_of", lambda pid, proc_root=None: "ab" * 32
+    )
     from tests.test_gpu_stats import _container
 
     monkeypatch.setattr(
@@ -349,8 +351,8 @@ def test_ensure_fits_without_nvml_warns_instead_of_checking(
 def test_offline_planning_does_not_wait_on_download_retries(monkeypatch) -> None:
     """huggingface_hub retries a failed file download for ~25 s; offline, `plan` and `launch`
     must learn from one fast listing call that the hub is unreachable and not try."""
-    from agent_manager import checkpoint_info
     from agent_manager.adapters import hub
+    from agent_manager.plan import checkpoint as checkpoint_info
 
     def unreachable(model: str, revision: str | None) -> list[hub.RepoFile]:
         raise hub.HubUnreachableError(f"Cannot reach the hub for {model} (no network).")

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from agent_manager.workspace import resolve_workspace
+from agent_manager.spec.workspace import resolve_workspace
 
 
 def test_current_directory_with_agents_is_the_workspace(workspace: Path):

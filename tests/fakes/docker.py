@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from agent_manager import planner
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.adapters.http import Probe
-from agent_manager.workspace import Workspace, project_name
+from agent_manager.plan import planner
+from agent_manager.spec.workspace import Workspace, project_name
 
 READY_LOG = [
     "(APIServer pid=1) INFO 11-23 10:00:00 [api_server.py:1] vLLM server version 0.33.0",
@@ -200,7 +200,7 @@ class FakeLogStream:
 
 
 def _port(ws: Workspace, agent: str) -> int:
-    from agent_manager.specs import load_agent
+    from agent_manager.spec.agents import load_agent
 
     return load_agent(ws, agent).spec.port
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from ..compose import LABEL_AGENT, LABEL_PORT, LABEL_SERVED, LABEL_SPEC_HASH
-from ..errors import DockerUnavailableError
-from ..hf_cache import hf_home
-from ..workspace import Workspace, instance_name, project_name
+from agent_manager.compose.render import LABEL_AGENT, LABEL_PORT, LABEL_SERVED, LABEL_SPEC_HASH
+from agent_manager.errors import DockerUnavailableError
+from agent_manager.models.cache_layout import hf_home
+from agent_manager.spec.workspace import Workspace, instance_name, project_name
 
 if TYPE_CHECKING:
     import docker
@@ -122,7 +122,7 @@ def compose_command(ws: Workspace, agent: str, *args: str) -> list[str]:
 
 def compose_env(offline: bool = False) -> dict[str, str]:
     """The environment compose interpolates the files with (HF_HOME, offline switch)."""
-    from ..compose import OFFLINE_ENV
+    from agent_manager.compose.render import OFFLINE_ENV
 
     env = dict(os.environ)
     env["HF_HOME"] = str(hf_home())

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import AgentApiError
+from agent_manager.errors import AgentApiError
 
 # vLLM binds its socket before the engine loads but only listens once ready; through Docker's
 # port publishing the host may instead see a reset or an empty reply. All mean "not yet".

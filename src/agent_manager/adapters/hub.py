@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import __version__
-from ..errors import HubError
-from ..hf_cache import hub_cache, repo_folder
+from agent_manager import __version__
+from agent_manager.errors import HubError
+from agent_manager.models.cache_layout import hub_cache, repo_folder
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -350,7 +350,7 @@ def _host(url: str) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    from ..fsio import write_text_atomic
+    from agent_manager.fsio import write_text_atomic
 
     write_text_atomic(path, text)
 

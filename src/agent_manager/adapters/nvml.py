@@ -14,7 +14,7 @@ from functools import cache
 from types import ModuleType
 from typing import Any, Protocol
 
-from ..errors import GpuUnavailableError
+from agent_manager.errors import GpuUnavailableError
 
 NO_GPU_HINT = (
     "Install the NVIDIA driver and check that `nvidia-smi` works; inside a container, start it "

@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from .. import __version__
-from . import doctor_cmd, download_cmd, gpu_cmd, runtime_cmd, specs_cmd, use_cmd
-from .errors import run_cli, set_debug
-from .options import set_home
+from agent_manager import __version__
+from agent_manager.cli import doctor_cmd, download_cmd, gpu_cmd, runtime_cmd, specs_cmd, use_cmd
+from agent_manager.cli.errors import run_cli, set_debug
+from agent_manager.cli.options import set_home
 
 app = typer.Typer(
     name="agent-manager",

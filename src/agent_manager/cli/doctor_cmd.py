@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from .. import ui
-from .options import JsonOpt, workspace
+from agent_manager import ui
+from agent_manager.cli.options import JsonOpt, workspace
 
 if TYPE_CHECKING:
-    from ..doctor import DoctorReport
+    from agent_manager.doctor.checks import DoctorReport
 
 _STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
 
@@ -24,7 +24,7 @@ def doctor(json_output: JsonOpt = False) -> None:
     Every check says OK, WARN or FAIL and, when not OK, how to fix it. Exits 1 if any check
     FAILs.
     """
-    from ..doctor import all_checks, run_checks
+    from agent_manager.doctor.checks import all_checks, run_checks
 
     ws = workspace()
     report = run_checks(ws, all_checks(ws))

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from .. import ui
-from .options import AgentsArg, JsonOpt, workspace
+from agent_manager import ui
+from agent_manager.cli.options import AgentsArg, JsonOpt, workspace
 
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="List the files, sizes and total; download nothing.")
@@ -30,9 +30,9 @@ def download_models(
     the revision each spec pins, into $HF_HOME/hub (the cache the containers mount).
     Interrupted downloads resume; a model already complete is not fetched again.
     """
-    from ..downloads import run_downloads
-    from ..specs import load_agents
-    from . import download_view as view
+    from agent_manager.cli import download_view as view
+    from agent_manager.models.downloads import run_downloads
+    from agent_manager.spec.agents import load_agents
 
     loaded = load_agents(workspace(), agents or None)
     view.warn_about_hub_cache()

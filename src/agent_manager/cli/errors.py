@@ -15,8 +15,8 @@ import typer
 from rich.markup import escape
 from typer.exceptions import TyperException
 
-from .. import ui
-from ..errors import RUNTIME, USAGE, AgentManagerError
+from agent_manager import ui
+from agent_manager.errors import RUNTIME, USAGE, AgentManagerError
 
 _debug = False
 

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .. import ui
-from .options import AgentsArg, JsonOpt
+from agent_manager import ui
+from agent_manager.cli.options import AgentsArg, JsonOpt
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from ..gpu import GpuSnapshot
-    from ..planner import PlanReport
+    from agent_manager.plan.planner import PlanReport
+    from agent_manager.runtime.gpu import GpuSnapshot
 
 
 def gpu_stats(
@@ -34,7 +34,7 @@ def gpu_stats(
     Per process: pid, memory and the container and agent it belongs to. With --watch and
     --json, one JSON object per line at every refresh.
     """
-    from ..gpu import take_snapshot
+    from agent_manager.runtime.gpu import take_snapshot
 
     if not watch:
         snapshot = take_snapshot()
@@ -68,7 +68,7 @@ def gpu_stats(
 def _stats_view(snapshot: GpuSnapshot) -> RenderableType:
     from rich.console import Group
 
-    from ..gpu import gib
+    from agent_manager.runtime.gpu import gib
 
     gpus = ui.table()
     for column in (
@@ -146,10 +146,10 @@ def plan(
     the largest context that fits, and fixes when it does not fit. Uses the real GPU through NVML,
     or --gpu-memory to plan on paper. Exit code 1 when an agent does not fit.
     """
-    from ..errors import GpuUnavailableError
-    from ..planner import gpu_target_from_nvml, gpu_target_on_paper, plan_agents
-    from ..specs import load_agents
-    from .options import workspace
+    from agent_manager.cli.options import workspace
+    from agent_manager.errors import GpuUnavailableError
+    from agent_manager.plan.planner import gpu_target_from_nvml, gpu_target_on_paper, plan_agents
+    from agent_manager.spec.agents import load_agents
 
     loaded = load_agents(workspace(), agents or None)
     if gpu_memory is not None:
@@ -179,7 +179,7 @@ def plan(
 
 def _render_plan(report: PlanReport) -> None:
 
-    from ..gpu import gib
+    from agent_manager.runtime.gpu import gib
 
     gpu = report.gpu
     console = ui.out()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..workspace import Workspace, resolve_workspace
+from agent_manager.spec.workspace import Workspace, resolve_workspace
 
 AgentArg = Annotated[str, typer.Argument(help="Agent name (architect, developer/dev, po, ...).")]
 AgentsArg = Annotated[

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from .. import ui
-from .options import AgentArg, JsonOpt, workspace
+from agent_manager import ui
+from agent_manager.cli.options import AgentArg, JsonOpt, workspace
 
 if TYPE_CHECKING:
-    from ..diagnose import Failure
+    from agent_manager.runtime.diagnose import Failure
 
 LaunchTimeoutOpt = Annotated[
     float,
@@ -52,8 +52,13 @@ def launch(
     `docker compose up -d`, shows vLLM's startup phase, and returns once /health answers and
     /v1/models lists the served name. A failed start is explained with what to do.
     """
-    from ..launch import LaunchEvents, LaunchFailed, LaunchOptions, LaunchProgress
-    from ..launch import launch as run_launch
+    from agent_manager.runtime.launch import (
+        LaunchEvents,
+        LaunchFailed,
+        LaunchOptions,
+        LaunchProgress,
+    )
+    from agent_manager.runtime.launch import launch as run_launch
 
     ws = workspace()
     progress = LaunchProgress(agent)
@@ -181,7 +186,7 @@ def stop(
     vLLM finishes in-flight requests, then the container is removed (nothing running is
     fine).
     """
-    from ..runtime import stop_agents
+    from agent_manager.runtime.agents import stop_agents
 
     ws = workspace()
     report = stop_agents(ws, agent, everything=all_, grace_s=timeout, on_progress=ui.info)
@@ -213,7 +218,7 @@ def status(json_output: JsonOpt = False) -> None:
     Health, endpoint, uptime and load (from vLLM's /metrics); a crashed agent is shown with
     its exit reason.
     """
-    from ..runtime import collect_status
+    from agent_manager.runtime.agents import collect_status
 
     report = collect_status(workspace())
     if json_output:
@@ -289,8 +294,8 @@ def logs(
 
     The running container's log, or the last crashed one's.
     """
-    from ..adapters.docker import LogStream
-    from ..runtime import container_for_logs, parse_since
+    from agent_manager.adapters.docker import LogStream
+    from agent_manager.runtime.agents import container_for_logs, parse_since
 
     ws = workspace()
     name = ws.resolve_agent(agent)

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from .. import ui
-from .options import AgentsArg, JsonOpt, workspace
+from agent_manager import ui
+from agent_manager.cli.options import AgentsArg, JsonOpt, workspace
 
 if TYPE_CHECKING:
-    from ..agent_list import AgentList
+    from agent_manager.runtime.agent_list import AgentList
 
 
 def list_agents(json_output: JsonOpt = False) -> None:
@@ -19,7 +19,7 @@ def list_agents(json_output: JsonOpt = False) -> None:
     Shows the workspace in use and, for every agent, its model, endpoint, context, memory
     fraction and whether its compose file is current.
     """
-    from ..agent_list import collect_agent_list
+    from agent_manager.runtime.agent_list import collect_agent_list
 
     result = collect_agent_list(workspace())
     if json_output:
@@ -29,8 +29,8 @@ def list_agents(json_output: JsonOpt = False) -> None:
 
 
 def _render_list(result: AgentList) -> None:
-    from ..compose_files import ComposeState
-    from ..model_cache import CacheState
+    from agent_manager.compose.files import ComposeState
+    from agent_manager.models.cache_state import CacheState
 
     console = ui.out()
     console.print(f"Workspace: {result.workspace} ({result.workspace_source})", markup=False)
@@ -70,8 +70,8 @@ def compose(
     (Re)writes compose/docker-compose-<agent>.yml for the named agents (all by default).
     The user's compose/docker-compose-<agent>.override.yml is never written.
     """
-    from ..compose_files import ComposeState, compose_state, write_compose
-    from ..specs import load_agents
+    from agent_manager.compose.files import ComposeState, compose_state, write_compose
+    from agent_manager.spec.agents import load_agents
 
     ws = workspace()
     loaded = load_agents(ws, agents or None)

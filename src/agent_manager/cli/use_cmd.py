@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .. import ui
-from ..errors import UsageError
-from .options import AgentArg, JsonOpt, workspace
+from agent_manager import ui
+from agent_manager.cli.options import AgentArg, JsonOpt, workspace
+from agent_manager.errors import UsageError
 
 if TYPE_CHECKING:
-    from ..bench import BenchReport
+    from agent_manager.client.bench import BenchReport
 
 MaxTokensOpt = Annotated[
     int | None, typer.Option("--max-tokens", min=1, help="Longest answer, in tokens.")
@@ -50,8 +50,8 @@ def chat(
     Answers stream to stdout as they are generated. The agent's API key is read from the
     variable its spec names in api_key_env.
     """
-    from ..chat import ChatOptions, Conversation, Reply, chat_loop
-    from ..endpoint import ensure_running, resolve_endpoint
+    from agent_manager.client.chat import ChatOptions, Conversation, Reply, chat_loop
+    from agent_manager.spec.endpoint import ensure_running, resolve_endpoint
 
     endpoint = resolve_endpoint(workspace(), agent)
     if prompt == "-" or (prompt is None and not _stdin_is_terminal()):
@@ -103,8 +103,8 @@ def bench(
     Sends streamed chat requests at a fixed concurrency and reads vLLM's /metrics before and
     after to report the server's own token counts. Exits 1 if any request failed.
     """
-    from ..bench import BenchSettings, run_bench
-    from ..endpoint import ensure_running, resolve_endpoint
+    from agent_manager.client.bench import BenchSettings, run_bench
+    from agent_manager.spec.endpoint import ensure_running, resolve_endpoint
 
     endpoint = resolve_endpoint(workspace(), agent)
     ensure_running(endpoint)

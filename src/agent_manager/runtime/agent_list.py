@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from .compose_files import ComposeState, compose_state
-from .endpoint import endpoint_for
-from .model_cache import CacheState, cache_state
-from .specs import load_agents
-from .workspace import Workspace
+from agent_manager.compose.files import ComposeState, compose_state
+from agent_manager.models.cache_state import CacheState, cache_state
+from agent_manager.spec.agents import load_agents
+from agent_manager.spec.endpoint import endpoint_for
+from agent_manager.spec.workspace import Workspace
 
 
 class AgentRow(BaseModel):

@@ -40,7 +40,7 @@ def port_use(host: str, port: int) -> PortUse:
 
 def port_holders(port: int) -> list[str]:
     """Who holds the port: a container Docker knows of, else the listening processes."""
-    from .adapters import docker
+    from agent_manager.adapters import docker
 
     holders: list[str] = []
     try:

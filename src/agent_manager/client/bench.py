@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .adapters import http
-from .endpoint import Endpoint, explain_api_error
-from .errors import AgentApiError
+from agent_manager.adapters import http
+from agent_manager.errors import AgentApiError
+from agent_manager.spec.endpoint import Endpoint, explain_api_error
 
 
 @dataclass(frozen=True)

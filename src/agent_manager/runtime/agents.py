@@ -14,14 +14,14 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel
 
-from .adapters import docker as docker_adapter
-from .adapters import http as http_adapter
-from .adapters.docker import AgentContainer
-from .diagnose import Context, Failure, diagnose
-from .endpoint import api_key_from
-from .errors import AgentManagerError, LaunchError, UsageError
-from .specs import Agent, load_agent
-from .workspace import Workspace
+from agent_manager.adapters import docker as docker_adapter
+from agent_manager.adapters import http as http_adapter
+from agent_manager.adapters.docker import AgentContainer
+from agent_manager.errors import AgentManagerError, LaunchError, UsageError
+from agent_manager.runtime.diagnose import Context, Failure, diagnose
+from agent_manager.spec.agents import Agent, load_agent
+from agent_manager.spec.endpoint import api_key_from
+from agent_manager.spec.workspace import Workspace
 
 # compose.py's stop_grace_period: vLLM drains in-flight requests on SIGTERM.
 STOP_GRACE_S = 30.0
@@ -121,7 +121,7 @@ def _status_of(ws: Workspace, container: AgentContainer) -> AgentStatus:
 
 
 def _model_cache(agent: Agent | None) -> str | None:
-    from .model_cache import cache_state
+    from agent_manager.models.cache_state import cache_state
 
     return cache_state(agent).value if agent is not None else None
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from .adapters.hub import DEFAULT_REVISION, TREE_FORMAT_VERSION, is_commit
-from .hf_cache import repo_folder
-from .model_files import select_files, weights_listed_in_index
-from .specs import Agent
+from agent_manager.adapters.hub import DEFAULT_REVISION, TREE_FORMAT_VERSION, is_commit
+from agent_manager.models.cache_layout import repo_folder
+from agent_manager.models.selection import select_files, weights_listed_in_index
+from agent_manager.spec.agents import Agent
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "tekken.json")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import UnknownAgentError, UsageError
+from agent_manager.errors import UnknownAgentError, UsageError
 
 # Short names people type for the default agents.
 ALIASES = {"dev": "developer", "arch": "architect"}
@@ -129,7 +129,7 @@ def default_specs_dir() -> Path:
     if packaged.is_dir():
         return packaged
     # Editable installs do not copy force-included data; fall back to the repo's own folder.
-    return Path(__file__).resolve().parents[2] / "agents"
+    return Path(__file__).resolve().parents[3] / "agents"
 
 
 def resolve_workspace(home: Path | None = None, cwd: Path | None = None) -> Workspace:

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import SpecError
-from .vllm_args import (
+from agent_manager.errors import SpecError
+from agent_manager.spec.vllm_args import (
     GENERATION_KEYS,
     GGUF_QUANT_NAMES,
     KV_CACHE_DTYPES,
@@ -26,7 +26,7 @@ from .vllm_args import (
     check_flags,
     flag_table,
 )
-from .workspace import Workspace
+from agent_manager.spec.workspace import Workspace
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

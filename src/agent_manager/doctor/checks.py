@@ -15,13 +15,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .adapters import docker, nvml
-from .errors import AgentManagerError, SpecError
-from .hf_cache import hf_home, hub_cache
-from .ports import PortUse, port_holders, port_use
-from .specs import Agent, check_ports, load_agent
-from .vllm_args import IMAGE, IMAGE_TAG
-from .workspace import Workspace
+from agent_manager.adapters import docker, nvml
+from agent_manager.errors import AgentManagerError, SpecError
+from agent_manager.models.cache_layout import hf_home, hub_cache
+from agent_manager.runtime.ports import PortUse, port_holders, port_use
+from agent_manager.spec.agents import Agent, check_ports, load_agent
+from agent_manager.spec.vllm_args import IMAGE, IMAGE_TAG
+from agent_manager.spec.workspace import Workspace
 
 GIB = 1024**3
 # vllm/vllm-openai:v0.33.0 is built on CUDA 13, which needs an R580 or newer driver.
@@ -300,7 +300,7 @@ def free_bytes(path: Path) -> int:
 
 
 def check_hf_token(ws: Workspace) -> list[Check]:
-    from .model_cache import CacheState, cache_state
+    from agent_manager.models.cache_state import CacheState, cache_state
 
     agents = _loadable_agents(ws)
     models = sorted({a.spec.model for a in agents})
@@ -350,7 +350,7 @@ def check_agent_ports(ws: Workspace) -> list[Check]:
 
 
 def check_specs(ws: Workspace) -> list[Check]:
-    from .compose_files import ComposeState, compose_state
+    from agent_manager.compose.files import ComposeState, compose_state
 
     names = ws.agent_names()
     if not names:

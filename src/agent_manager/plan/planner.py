@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from .errors import GpuUnavailableError, LaunchError
-from .specs import Agent, AgentSpec
+from agent_manager.errors import GpuUnavailableError, LaunchError
+from agent_manager.spec.agents import Agent, AgentSpec
 
 GIB = 1024**3
 MIB = 1024**2
@@ -622,7 +622,7 @@ def gpu_target_on_paper(gib: float) -> GpuTarget:
 
 def gpu_target_from_nvml(gpu_index: int = 0) -> GpuTarget:
     """The real GPU (raises GpuUnavailableError), with who holds its memory now."""
-    from .gpu import take_snapshot
+    from agent_manager.runtime.gpu import take_snapshot
 
     snapshot = take_snapshot()
     if gpu_index >= len(snapshot.gpus):
@@ -653,7 +653,7 @@ def gpu_target_from_nvml(gpu_index: int = 0) -> GpuTarget:
 
 
 def plan_agents(agents: list[Agent], target: GpuTarget) -> PlanReport:
-    from .checkpoint_info import read_checkpoint
+    from agent_manager.plan.checkpoint import read_checkpoint
 
     plans = [
         plan_agent(agent, read_checkpoint(agent.spec.model, agent.spec.revision), target)

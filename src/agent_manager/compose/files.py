@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from enum import Enum
 
-from .compose import render_compose_text
-from .fsio import write_text_atomic
-from .specs import Agent
-from .workspace import Workspace
+from agent_manager.compose.render import render_compose_text
+from agent_manager.fsio import write_text_atomic
+from agent_manager.spec.agents import Agent
+from agent_manager.spec.workspace import Workspace
 
 
 class ComposeState(str, Enum):

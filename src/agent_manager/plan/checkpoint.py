@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .adapters.hub import RepoFile
-from .errors import AgentManagerError
-from .hf_cache import snapshot_dir
-from .planner import (
+from agent_manager.adapters.hub import RepoFile
+from agent_manager.errors import AgentManagerError
+from agent_manager.models.cache_layout import snapshot_dir
+from agent_manager.plan.planner import (
     CheckpointFacts,
     PlanInputError,
     Weights,
@@ -68,7 +68,7 @@ def _ask_hub(model: str, revision: str | None) -> tuple[list[RepoFile] | None, s
     has answered here: huggingface_hub retries a failed download with backoff for ~25 s, which
     would stall `plan` and `launch` on a machine without network.
     """
-    from .adapters import hub
+    from agent_manager.adapters import hub
 
     try:
         return hub.repo_files(model, revision), None
@@ -96,7 +96,7 @@ def read_checkpoint(model: str, revision: str | None) -> CheckpointFacts:
         if local_config is not None:
             config, config_source = _read_json(local_config), "local cache"
         elif listing is not None:
-            from .adapters import hub
+            from agent_manager.adapters import hub
 
             config = _read_json(hub.download_file(model, revision, "config.json"))
             config_source = "hub"

@@ -15,7 +15,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .specs import Agent
+    from agent_manager.spec.agents import Agent
 
 VLLM_VERSION = "0.33.0"
 IMAGE = "vllm/vllm-openai"

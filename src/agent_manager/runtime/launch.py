@@ -27,24 +27,24 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from . import planner
-from .adapters import docker as docker_adapter
-from .adapters import http as http_adapter
-from .adapters import nvml as nvml_adapter
-from .adapters.docker import CONFIG_HASH_LABEL, AgentContainer
-from .compose import SERVICE
-from .compose_files import write_compose
-from .diagnose import Context, Failure, diagnose
-from .endpoint import endpoint_for
-from .errors import GpuUnavailableError, LaunchError
-from .gpu import container_id_of, gib
-from .lock import LockHolder, workspace_lock
-from .model_cache import CacheState, cache_state
-from .ports import PortUse, port_holders, port_use
-from .runtime import STOP_GRACE_S, stop_and_remove
-from .specs import Agent, load_agents
-from .startup_phases import CREATING, PULLING, STARTING, announces_ready, phase_of
-from .workspace import Workspace, project_name
+from agent_manager.adapters import docker as docker_adapter
+from agent_manager.adapters import http as http_adapter
+from agent_manager.adapters import nvml as nvml_adapter
+from agent_manager.adapters.docker import CONFIG_HASH_LABEL, AgentContainer
+from agent_manager.compose.files import write_compose
+from agent_manager.compose.render import SERVICE
+from agent_manager.errors import GpuUnavailableError, LaunchError
+from agent_manager.models.cache_state import CacheState, cache_state
+from agent_manager.plan import planner
+from agent_manager.runtime.agents import STOP_GRACE_S, stop_and_remove
+from agent_manager.runtime.diagnose import Context, Failure, diagnose
+from agent_manager.runtime.gpu import container_id_of, gib
+from agent_manager.runtime.lock import LockHolder, workspace_lock
+from agent_manager.runtime.phases import CREATING, PULLING, STARTING, announces_ready, phase_of
+from agent_manager.runtime.ports import PortUse, port_holders, port_use
+from agent_manager.spec.agents import Agent, load_agents
+from agent_manager.spec.endpoint import endpoint_for
+from agent_manager.spec.workspace import Workspace, project_name
 
 DEFAULT_TIMEOUT_S = 1200.0
 READY_POLL_S = 0.1  # /health poll period; the CLI returns within this of the server being ready

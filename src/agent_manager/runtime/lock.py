@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LaunchError
+from agent_manager.errors import LaunchError
 
 POLL_S = 0.05
 

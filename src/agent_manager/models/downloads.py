@@ -17,11 +17,17 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
-from .adapters import hub
-from .errors import AgentManagerError, HubError
-from .model_cache import CacheState, blob_present, inspect_cache, partial_bytes, snapshot_has
-from .model_files import select_files
-from .specs import Agent
+from agent_manager.adapters import hub
+from agent_manager.errors import AgentManagerError, HubError
+from agent_manager.models.cache_state import (
+    CacheState,
+    blob_present,
+    inspect_cache,
+    partial_bytes,
+    snapshot_has,
+)
+from agent_manager.models.selection import select_files
+from agent_manager.spec.agents import Agent
 
 Status = Literal["complete", "downloaded", "planned", "failed"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .adapters import http
-from .errors import AgentApiError, AgentManagerError
-from .specs import Agent, load_agent
-from .workspace import Workspace
+from agent_manager.adapters import http
+from agent_manager.errors import AgentApiError, AgentManagerError
+from agent_manager.spec.agents import Agent, load_agent
+from agent_manager.spec.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def explain_api_error(endpoint: Endpoint, error: AgentApiError) -> AgentManagerE
 
 
 def _container_running(agent: str) -> bool:
-    from .adapters import docker
+    from agent_manager.adapters import docker
 
     try:
         return any(c.agent == agent and c.running for c in docker.list_agent_containers(False))

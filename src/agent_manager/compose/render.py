@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from .specs import Agent
-from .vllm_args import CONTAINER_PORT, IMAGE, IMAGE_TAG, VLLM_VERSION, serve_argv
-from .workspace import DEFAULT_INSTANCE
+from agent_manager.spec.agents import Agent
+from agent_manager.spec.vllm_args import CONTAINER_PORT, IMAGE, IMAGE_TAG, VLLM_VERSION, serve_argv
+from agent_manager.spec.workspace import DEFAULT_INSTANCE
 
 SERVICE = "vllm"
 LABEL_AGENT = "io.agent-manager.agent"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .adapters import nvml
-from .errors import AgentManagerError
+from agent_manager.adapters import nvml
+from agent_manager.errors import AgentManagerError
 
 GIB = 1024**3
 # Where host pids are looked up; tests point it at a fake tree.
@@ -83,7 +83,7 @@ ContainerLister = Callable[[], Iterable[object]]
 
 
 def _docker_containers() -> list[object]:
-    from .adapters import docker
+    from agent_manager.adapters import docker
 
     return list(docker.list_agent_containers(include_stopped=False))
 

@@ -1,0 +1,1 @@
+"""Rendering `compose/docker-compose-<agent>.yml` (pure) and writing it atomically."""

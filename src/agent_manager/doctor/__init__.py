@@ -1,0 +1,1 @@
+"""`doctor`: every check of the machine and the workspace, one verdict each."""

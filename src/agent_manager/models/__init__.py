@@ -1,0 +1,1 @@
+"""Hugging Face cache: its layout, cache state per agent, file selection, downloads."""

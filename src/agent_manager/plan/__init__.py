@@ -1,0 +1,1 @@
+"""Will a model fit? Checkpoint shapes, memory arithmetic, verdicts and fixes."""
