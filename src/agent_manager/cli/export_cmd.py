@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="export",
-    help="Write Kubernetes manifests for KubeAI or production-stack.",
+    help="Export agents to KubeAI or production-stack.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
