@@ -61,6 +61,14 @@ def test_vllm_dev_mode_is_never_exported():
     assert stack_entry(a)["env"] == [{"name": "VLLM_LOGGING_LEVEL", "value": "INFO"}]
 
 
+def test_kubernetes_variable_syntax_in_values_stays_literal():
+    a = agent(env={"VLLM_LOGGING_PREFIX": "$(HOSTNAME) "}, prefix_caching=True)
+    assert render_model(a, KubeAIOptions()).manifest["spec"]["env"] == {
+        "VLLM_LOGGING_PREFIX": "$$(HOSTNAME) "
+    }
+    assert stack_entry(a)["env"] == [{"name": "VLLM_LOGGING_PREFIX", "value": "$$(HOSTNAME) "}]
+
+
 def test_an_env_value_read_from_the_shell_is_refused_naming_the_variable():
     a = agent(env={"VLLM_LOGGING_LEVEL": "${LOG_LEVEL:-INFO}"})
     expected = r"agents/po.yaml: 'env.VLLM_LOGGING_LEVEL': \$\{LOG_LEVEL\} is read from your shell"

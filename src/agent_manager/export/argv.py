@@ -55,10 +55,9 @@ def flag_groups(args: list[str]) -> list[FlagGroup]:
     return groups
 
 
-def agent_flags(agent: Agent) -> tuple[str, list[FlagGroup]]:
-    """The model (the positional argument) and the flags after it."""
-    argv = serve_argv(agent)
-    return argv[0], flag_groups(argv[1:])
+def agent_flags(agent: Agent) -> list[FlagGroup]:
+    """The flags after the model (the positional argument, which each target sets its way)."""
+    return flag_groups(serve_argv(agent)[1:])
 
 
 def flatten(groups: list[FlagGroup]) -> list[str]:

@@ -84,12 +84,12 @@ def render_model(agent: Agent, options: KubeAIOptions) -> KubeAIModel:
         hint="Set served_name to such a name (it defaults to the agent name); clients ask "
         "for the model by it.",
     )
-    model, groups = agent_flags(agent)
+    groups = agent_flags(agent)
     groups = [g for g in groups if g.dest not in SET_BY_KUBEAI]
     groups, notices = limits.drop_sleep(
         agent, groups, "KubeAI scales the Model to zero after scaleDownDelaySeconds instead"
     )
-    source, source_notes = limits.model_source(agent, model, options.model_pvc, TARGET)
+    source, source_notes = limits.model_source(agent, options.model_pvc, TARGET)
     env, env_notes = limits.cluster_env(agent)
     notices += source_notes + env_notes
     if source.repo is not None:

@@ -94,13 +94,13 @@ def cluster_env(agent: Agent) -> tuple[dict[str, str], list[Notice]]:
                 )
             )
             continue
-        var = referenced_var(value) if "${" in value else None
         if "${" in value:
-            shown = f"${{{var}}}" if var else value
+            var = referenced_var(value)
             refuse(
                 agent,
                 f"env.{key}",
-                f"{shown} is read from your shell by Compose; a pod has no such shell.",
+                f"{'${' + var + '}' if var else value} is read from your shell by Compose; a pod "
+                "has no such shell.",
                 hint="Write the value itself in the spec, or put it in a Secret and add an "
                 "envFrom to the exported manifest.",
             )
@@ -121,9 +121,10 @@ def is_local_model(model: str) -> bool:
     return model.startswith(("/", "./", "../", "~"))
 
 
-def model_source(
-    agent: Agent, model: str, pvc: str | None, target: str
-) -> tuple[ModelSource, list[Notice]]:
+def model_source(agent: Agent, pvc: str | None, target: str) -> tuple[ModelSource, list[Notice]]:
+    """From the spec's `model` (the host path for a local directory, not where Compose mounts
+    it)."""
+    model = agent.spec.model
     if not is_local_model(model):
         return ModelSource(repo=model), []
     folder = PurePosixPath(model.rstrip("/")).name

@@ -113,13 +113,13 @@ def model_spec(
         hint=f"Rename {agent.path} (production-stack names the Deployment and Service after "
         "the agent); clients keep asking for served_name.",
     )
-    model, groups = agent_flags(agent)
+    groups = agent_flags(agent)
     revision = [g for g in groups if g.dest == "revision"]
     groups = [g for g in groups if g.dest not in SET_BY_CHART and g.dest != "revision"]
     groups, notices = limits.drop_sleep(
         agent, groups, "the chart keeps each engine running; its router sleeps one only when asked"
     )
-    source, source_notes = limits.model_source(agent, model, options.model_pvc, TARGET)
+    source, source_notes = limits.model_source(agent, options.model_pvc, TARGET)
     env, env_notes = limits.cluster_env(agent)
     config, config_notes = vllm_config(agent, groups)
     notices += source_notes + env_notes + config_notes
