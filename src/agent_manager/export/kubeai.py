@@ -15,7 +15,7 @@ from agent_manager.export import limits
 from agent_manager.export.argv import agent_flags, flatten, k8s_literal
 from agent_manager.export.limits import Notice
 from agent_manager.export.secrets import SecretRef, api_key_secret, hf_token_secret
-from agent_manager.export.yaml_text import dump_yaml
+from agent_manager.export.yaml_text import commented
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.vllm_args import VLLM_VERSION
 
@@ -143,9 +143,8 @@ def render_model_text(model: KubeAIModel, options: KubeAIOptions) -> str:
         "Secrets it reads, filled from your shell once (never written here):",
         *(f"  {s.create_command(options.namespace)}" for s in model.secrets),
         "Apply: kubectl apply -f <this file or its folder>",
-        f'Clients: base_url="http://<kubeai service>/openai/v1", model="{agent.served_name}".',
+        f'Clients: base_url="http://kubeai/openai/v1", model="{agent.served_name}".',
         *(f"Note: {n.line()}" for n in model.notices),
         f"spec-hash: {agent.spec_hash()}",
     ]
-    header = "".join(f"# {line}\n" for line in lines)
-    return header + dump_yaml(model.manifest)
+    return commented(lines, model.manifest)

@@ -16,7 +16,7 @@ from agent_manager.export import limits
 from agent_manager.export.argv import FlagGroup, agent_flags, k8s_literal
 from agent_manager.export.limits import MODEL_MOUNT, Notice
 from agent_manager.export.secrets import SecretRef, api_key_secret, hf_token_secret
-from agent_manager.export.yaml_text import dump_yaml
+from agent_manager.export.yaml_text import commented
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.vllm_args import VLLM_VERSION
 
@@ -209,5 +209,4 @@ def render_values_text(stack: StackValues) -> str:
         'Clients: base_url="http://agents-router-service/v1", model="<agent>".',
         *(f"Note: {n.line()}" for n in stack.notices),
     ]
-    header = "".join(f"# {line}\n" for line in lines)
-    return header + dump_yaml(stack.values)
+    return commented(lines, stack.values)

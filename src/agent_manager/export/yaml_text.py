@@ -15,3 +15,8 @@ def dump_yaml(data: Any) -> str:
     return yaml.dump(
         data, Dumper=GoSafeDumper, sort_keys=False, default_flow_style=False, width=4096
     )
+
+
+def commented(header: list[str], data: Any) -> str:
+    """`# ` header lines (what the file is, how to use it), then the YAML."""
+    return "".join(f"# {line}\n" for line in header) + dump_yaml(data)
