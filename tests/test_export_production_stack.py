@@ -128,3 +128,15 @@ def test_an_unset_prefix_caching_is_reported_as_set_by_the_chart():
         "default for decoder LLMs); set it in the spec to choose."
     ]
     assert "# Note: po: 'prefix_caching': unset" in render_values_text(stack)
+
+
+def test_a_million_token_context_stays_text_so_helm_does_not_print_it_as_1e06():
+    agent = agent_from(
+        "model: Qwen/Qwen2.5-7B-Instruct-1M\nport: 8002\nmax_context: 1010000\n"
+        "prefix_caching: true\n"
+    )
+    config = render_values([agent], OPTIONS).values["servingEngineSpec"]["modelSpec"][0][
+        "vllmConfig"
+    ]
+    assert "maxModelLen" not in config
+    assert config["extraArgs"][2:] == ["--max-model-len", "1010000"]

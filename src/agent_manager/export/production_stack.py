@@ -36,6 +36,7 @@ ON_OFF_FIELDS = {
     "enable_chunked_prefill": "enableChunkedPrefill",
 }
 INT_FIELDS = frozenset({"maxModelLen", "maxNumSeqs", "tensorParallelSize"})
+HELM_EXACT_INT_LIMIT = 1_000_000
 # The chart's resource requests are required; these match KubeAI's L4 profile.
 DEFAULT_REQUEST_CPU = 6
 DEFAULT_REQUEST_MEMORY = "24Gi"
@@ -88,7 +89,13 @@ def vllm_config(agent: Agent, groups: list[FlagGroup]) -> tuple[dict[str, Any], 
 
 
 def _fits(key: str, values: tuple[str, ...]) -> bool:
-    return len(values) == 1 and (key not in INT_FIELDS or values[0].isdigit())
+    if len(values) != 1:
+        return False
+    if key in INT_FIELDS:
+        # Helm reads YAML numbers as floats, and `quote` prints 1e+06 from 1000000 on: vLLM
+        # would refuse `--max-model-len 1.048576e+06`. Such values go to extraArgs as text.
+        return values[0].isdigit() and int(values[0]) < HELM_EXACT_INT_LIMIT
+    return True
 
 
 def _typed(key: str, value: str) -> int | float | str:
