@@ -122,6 +122,7 @@ class AgentSpec(BaseModel):
     trust_remote_code: bool = False
     speculative: dict[str, Any] | None = None
     image_tag: str | None = None
+    engine: Literal["cuda", "cpu"] = "cuda"
     api_key_env: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     extra_args: list[str] = Field(default_factory=list)
