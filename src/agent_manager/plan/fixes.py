@@ -51,7 +51,7 @@ def budget_fixes(spec: AgentSpec, s: Sizing, context: int, largest: int | None) 
         fixes += _kv_space_fixes(s, kv)
         return fixes
     fraction = smallest_fraction(fixed + kv, s.total)
-    ceiling = largest_fraction(s.start_free, s.total) if s.start_free is not None else 0.98
+    ceiling = largest_fraction(s.start_free, s.total)
     if s.fraction < fraction <= ceiling:
         when = " if nothing else uses the GPU" if s.on_paper else ""
         share = _CPU_SHARE if s.engine == "cpu" else ""
@@ -67,7 +67,7 @@ def start_fixes(spec: AgentSpec, s: Sizing, needed: int, others: list[str]) -> l
     if others:
         what = "GPU memory" if s.engine == "cuda" else "host RAM"
         fixes.append(f"free {what} held by {', '.join(others)}")
-    free = s.start_free or 0
+    free = s.start_free
     if s.engine == "cpu" and (s.kv_space is not None or needed > free):
         short = max(s.budget, needed) - free
         fixes.append(f"free {fmt(short)} of host RAM (close other programs or containers)")
@@ -87,7 +87,7 @@ def start_fixes(spec: AgentSpec, s: Sizing, needed: int, others: list[str]) -> l
 def _kv_space_fixes(s: Sizing, kv: int) -> list[str]:
     """CPU: size the KV cache with VLLM_CPU_KVCACHE_SPACE (whole GiB) when RAM allows it."""
     gib = max(1, math.ceil(kv / GIB))
-    if s.start_free is None or (s.fixed or 0) + gib * GIB > s.start_free:
+    if (s.fixed or 0) + gib * GIB > s.start_free:
         return []
     if s.kv_space is not None and gib * GIB == s.kv_space:
         return []

@@ -17,7 +17,7 @@ class Sizing:
     fraction: float  # gpu_memory_fraction (on CPU, vLLM reads it as a share of host RAM)
     budget: int  # what vLLM takes: ceil(total x fraction), or weights etc. + KV space on CPU
     total: int  # the memory the fraction is a share of
-    start_free: int | None  # free memory vLLM's start check sees (None: not known)
+    start_free: int  # free memory vLLM's start check sees (an idle card's, on paper)
     on_paper: bool = False  # an idle card assumed, not measured
     fixed: int | None = None  # weights + allowances: everything but the KV cache
     kv_space: int | None = None  # VLLM_CPU_KVCACHE_SPACE in bytes, when set

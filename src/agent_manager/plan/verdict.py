@@ -57,7 +57,7 @@ def plan_agent(agent: Agent, facts: CheckpointFacts, target: GpuTarget) -> Agent
     )
     device_total = target.device_total_bytes or target.total_bytes
     seqs, batched = _batch(spec, batch_defaults(device_total, target.name))
-    plan = _measure(agent, facts, sizing, seqs)
+    draft = _measure(agent, facts, sizing, seqs)
     if sizing.shape is not None:
         speculative = int((spec.speculative or {}).get("num_speculative_tokens") or 0)
         sizing.allowances = _gpu_allowances(sizing.shape, spec, seqs, batched, 1 + speculative)
@@ -66,7 +66,7 @@ def plan_agent(agent: Agent, facts: CheckpointFacts, target: GpuTarget) -> Agent
         for h in target.holders
         if not h.agent and h.used_bytes
     ]
-    return _judge(agent, facts, sizing, plan, free, others)
+    return _judge(agent, facts, sizing, draft, free, others)
 
 
 def plan_cpu_agent(agent: Agent, facts: CheckpointFacts, host: HostTarget) -> AgentPlan:
@@ -80,12 +80,12 @@ def plan_cpu_agent(agent: Agent, facts: CheckpointFacts, host: HostTarget) -> Ag
         start_free=host.available_bytes,
     )
     seqs, batched = _batch(spec, batch_defaults(0, "", "cpu", spec.tensor_parallel_size))
-    plan = _measure(agent, facts, sizing, seqs)
+    draft = _measure(agent, facts, sizing, seqs)
     raw = spec.env.get(KV_SPACE_ENV, "")
     if raw.strip():
         gib = human_int(raw)
         if gib is None or gib < 0:
-            plan.unknowns.append(f"{KV_SPACE_ENV}='{raw}' in env is not a whole number of GiB")
+            draft.unknowns.append(f"{KV_SPACE_ENV}='{raw}' in env is not a whole number of GiB")
         else:
             sizing.kv_space = gib * GIB
     if sizing.shape is not None:
@@ -97,7 +97,7 @@ def plan_cpu_agent(agent: Agent, facts: CheckpointFacts, host: HostTarget) -> Ag
             ),
             _activation(sizing.shape, batched, seqs),
         ]
-    return _judge(agent, facts, sizing, plan, host.available_bytes, [])
+    return _judge(agent, facts, sizing, draft, host.available_bytes, [])
 
 
 @dataclass
@@ -179,13 +179,13 @@ def _judge(
         elif headroom < 0:
             over_budget = True
             reasons.append(_over_budget_reason(s, needed, kv_cache or 0, context))
-        if s.start_free is not None and s.start_free < s.budget:
+        if s.start_free < s.budget:
             reasons.append(_start_reason(s, free))
         if reasons:
             verdict = "does not fit"
         if over_budget:
             fixes += fix.budget_fixes(spec, s, context, largest)
-        if s.start_free is not None and s.start_free < s.budget:
+        if s.start_free < s.budget:
             fixes += fix.start_fixes(spec, s, needed, others)
     elif s.shape is None:
         draft.unknowns.append("KV cache size unknown without config.json")
@@ -259,17 +259,17 @@ def _start_reason(s: Sizing, free: int | None) -> str:
         what = "the weights and KV space" if s.kv_space is not None else "its budget"
         return (
             f"vLLM takes {fmt(s.budget)} of host RAM for {what} but only "
-            f"{fmt(s.start_free or 0)} is available (vLLM refuses to start below that)"
+            f"{fmt(s.start_free)} is available (vLLM refuses to start below that)"
         )
     context = f"~{fmt(CUDA_CONTEXT_BYTES)}"
     if free is None:
         return (
             f"vLLM requests {fmt(s.budget)} at start but an idle {fmt(s.total)} card has only "
-            f"about {fmt(s.start_free or 0)} free once vLLM's CUDA context ({context}) exists"
+            f"about {fmt(s.start_free)} free once vLLM's CUDA context ({context}) exists"
         )
     return (
         f"vLLM requests {fmt(s.budget)} at start but only {fmt(free)} is free, "
-        f"{fmt(s.start_free or 0)} once its CUDA context ({context}) exists "
+        f"{fmt(s.start_free)} once its CUDA context ({context}) exists "
         "(vLLM refuses to start below that)"
     )
 
