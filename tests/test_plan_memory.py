@@ -239,3 +239,15 @@ def test_without_nvml_v2_the_total_is_said_to_be_approximate(
     target = gpu_target_from_nvml()
     assert target.total_bytes == 16 * GIB and not target.total_exact
     assert any("reserved memory is not known" in note for note in target.notes)
+
+
+def test_suggested_contexts_never_exceed_the_models_limit(
+    workspace: Path, cached_defaults: None, cli: Cli
+) -> None:
+    agent(workspace, "po", max_context=262_144)
+    result = cli("--home", str(workspace), "plan", "po", "--gpu-memory", "16", "--json")
+    (plan,) = json.loads(result.stdout)["agents"]
+    assert "set max_context: 32768 (or less)" in plan["fixes"]
+    assert "kv_cache_dtype: fp8 halves the KV cache; up to 32768 tokens then fit" in plan["fixes"]
+    numbers = [int(word) for fix in plan["fixes"] for word in fix.split() if word.isdigit()]
+    assert numbers and max(numbers) <= 32_768
