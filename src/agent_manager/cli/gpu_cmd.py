@@ -144,7 +144,8 @@ def plan(
 
     Per agent: weights, KV cache, allowances, the budget vLLM requests, the verdict, the headroom,
     the largest context that fits, and fixes when it does not fit. Uses the real GPU through NVML,
-    or --gpu-memory to plan on paper. Exit code 1 when an agent does not fit.
+    or --gpu-memory to plan on paper; agents with engine: cpu are planned against host RAM.
+    Exit code 1 when an agent does not fit. The arithmetic: docs/planner.md.
     """
     from agent_manager.cli.options import workspace
     from agent_manager.errors import GpuUnavailableError
