@@ -41,6 +41,8 @@ class GpuDevice:
     sm_clock_mhz: int | None
     memory_clock_mhz: int | None
     fan_percent: int | None
+    # The driver's reserved memory (NVML v2); CUDA's total is memory_total - memory_reserved.
+    memory_reserved: int | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class _RealNvml:
                 memory = nv.nvmlDeviceGetMemoryInfo(handle)
             except nv.NVMLError as error:
                 raise _unavailable(nv, error) from None
+            reserved = self._reserved(handle)
             utilization = opt(nv.nvmlDeviceGetUtilizationRates, handle)
             power = opt(nv.nvmlDeviceGetPowerUsage, handle)  # milliwatts
             limit = opt(nv.nvmlDeviceGetEnforcedPowerLimit, handle)
@@ -150,9 +153,21 @@ class _RealNvml:
                         opt(nv.nvmlDeviceGetClockInfo, handle, nv.NVML_CLOCK_MEM)
                     ),
                     fan_percent=_int(opt(nv.nvmlDeviceGetFanSpeed, handle)),
+                    memory_reserved=reserved,
                 )
             )
         return found
+
+    def _reserved(self, handle: object) -> int | None:
+        """The driver's reserved memory from NVML v2 memory info; None where there is no v2."""
+        version = getattr(self._nv, "nvmlMemory_v2", None)
+        if version is None:
+            return None
+        try:
+            memory = self._nv.nvmlDeviceGetMemoryInfo(handle, version=version)
+        except (self._nv.NVMLError, TypeError, AttributeError):  # old driver or binding
+            return None
+        return _int(getattr(memory, "reserved", None))
 
     def processes(self) -> list[GpuProcess]:
         nv = self._nv

@@ -17,7 +17,7 @@ from agent_manager.cli.options import AgentsArg, JsonOpt
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from agent_manager.plan.planner import PlanReport
+    from agent_manager.plan.models import PlanReport
     from agent_manager.runtime.gpu import GpuSnapshot
 
 
@@ -144,7 +144,8 @@ def plan(
 
     Per agent: weights, KV cache, allowances, the budget vLLM requests, the verdict, the headroom,
     the largest context that fits, and fixes when it does not fit. Uses the real GPU through NVML,
-    or --gpu-memory to plan on paper. Exit code 1 when an agent does not fit.
+    or --gpu-memory to plan on paper; agents with engine: cpu are planned against host RAM.
+    Exit code 1 when an agent does not fit. The arithmetic: docs/planner.md.
     """
     from agent_manager.cli.options import workspace
     from agent_manager.errors import GpuUnavailableError
@@ -152,9 +153,10 @@ def plan(
     from agent_manager.spec.agents import load_agents
 
     loaded = load_agents(workspace(), agents or None)
+    target = None
     if gpu_memory is not None:
         target = gpu_target_on_paper(gpu_memory)
-    else:
+    elif any(agent.spec.engine == "cuda" for agent in loaded):
         try:
             target = gpu_target_from_nvml()
         except GpuUnavailableError as error:
@@ -181,13 +183,23 @@ def _render_plan(report: PlanReport) -> None:
 
     from agent_manager.runtime.gpu import gib
 
-    gpu = report.gpu
+    gpu, host = report.gpu, report.host
     console = ui.out()
-    free = f", {gib(gpu.free_bytes, 2)} free" if gpu.free_bytes is not None else ""
-    reclaimable = gpu.free_after_stopping_agents()
-    if reclaimable is not None and reclaimable != gpu.free_bytes:
-        free += f" ({gib(reclaimable, 2)} once our running agents are stopped)"
-    console.print(f"GPU: {gpu.name}, {gib(gpu.total_bytes, 2)} total{free}", markup=False)
+    if gpu is not None and any(p.engine == "cuda" for p in report.agents):
+        free = f", {gib(gpu.free_bytes, 2)} free" if gpu.free_bytes is not None else ""
+        reclaimable = gpu.free_after_stopping_agents()
+        if reclaimable is not None and reclaimable != gpu.free_bytes:
+            free += f" ({gib(reclaimable, 2)} once our running agents are stopped)"
+        total = "" if gpu.total_exact else " (approximate)"
+        console.print(
+            f"GPU: {gpu.name}, {gib(gpu.total_bytes, 2)} total{total}{free}", markup=False
+        )
+    if host is not None:
+        console.print(
+            f"CPU plan: {host.name}, {gib(host.total_bytes, 2)} total, "
+            f"{gib(host.available_bytes, 2)} available",
+            markup=False,
+        )
     table = ui.table()
     for column in (
         "agent",
@@ -220,15 +232,15 @@ def _render_plan(report: PlanReport) -> None:
         )
     console.print(table)
     for p in report.agents:
-        console.print(f"\n{p.agent}: {p.model} — {p.verdict}", markup=False)
+        engine = " (CPU plan, host RAM)" if p.engine == "cpu" else ""
+        console.print(f"\n{p.agent}: {p.model} — {p.verdict}{engine}", markup=False)
         weights = (
             f"; weights {gib(p.weights_bytes, 2)} ({p.weights_source})"
             if p.weights_bytes is not None
             else ""
         )
         console.print(
-            f"  budget {p.gpu_memory_fraction:.2f} x total = {gib(p.budget_bytes, 2)}{weights}",
-            markup=False,
+            f"  budget {p.budget_source} = {gib(p.budget_bytes, 2)}{weights}", markup=False
         )
         if p.kv_bytes_per_token and p.context:
             console.print(
@@ -255,7 +267,7 @@ def _render_plan(report: PlanReport) -> None:
             console.print(f"  unknown: {unknown}", markup=False)
         for note in p.notes:
             console.print(f"  note: {note}", markup=False)
-    for note in gpu.notes:
+    for note in [*(gpu.notes if gpu else []), *(host.notes if host else [])]:
         ui.hint(note)
     if any(p.weights_estimated for p in report.agents):
         ui.hint("* weights estimated from config.json (no file sizes in the cache or from the hub)")

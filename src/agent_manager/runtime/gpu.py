@@ -41,6 +41,7 @@ class GpuInfo(BaseModel):
     sm_clock_mhz: int | None
     memory_clock_mhz: int | None
     fan_percent: int | None
+    memory_reserved_bytes: int | None = None  # the driver's reserve (NVML v2), outside CUDA's total
 
 
 class GpuProcessInfo(BaseModel):
@@ -146,6 +147,7 @@ def _gpu_info(device: nvml.GpuDevice) -> GpuInfo:
         sm_clock_mhz=device.sm_clock_mhz,
         memory_clock_mhz=device.memory_clock_mhz,
         fan_percent=device.fan_percent,
+        memory_reserved_bytes=device.memory_reserved,
     )
 
 

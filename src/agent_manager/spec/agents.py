@@ -44,7 +44,8 @@ KNOWN_VLLM_ENV = frozenset(
     "VLLM_CONFIGURE_LOGGING VLLM_LOGGING_CONFIG_PATH VLLM_DISABLE_LOG_LOGO "
     "VLLM_DISABLE_COMPILE_CACHE VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS "
     "VLLM_ENABLE_STARTUP_PLAN VLLM_NO_USAGE_STATS VLLM_DO_NOT_TRACK VLLM_USE_MODELSCOPE "
-    "VLLM_ENABLE_CUDA_COMPATIBILITY VLLM_API_KEY".split()
+    "VLLM_ENABLE_CUDA_COMPATIBILITY VLLM_API_KEY "
+    "VLLM_CPU_KVCACHE_SPACE".split()
 )
 
 # Fields under vLLM's own names, and settings vLLM removed: what to write instead.
@@ -122,6 +123,7 @@ class AgentSpec(BaseModel):
     trust_remote_code: bool = False
     speculative: dict[str, Any] | None = None
     image_tag: str | None = None
+    engine: Literal["cuda", "cpu"] = "cuda"
     api_key_env: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     extra_args: list[str] = Field(default_factory=list)
