@@ -534,7 +534,12 @@ def _fixes(
     if largest:
         fixes.append(f"lower max_context to {largest} (the largest that fits this budget)")
     if shape is not None and spec.kv_cache_dtype not in _FP8_KV and room > 0:
-        fp8 = _largest_context(room, kv_bytes_per_token(shape, 1, spec.tensor_parallel_size), None)
+        # Never offer more context than the model takes (max_context may be above it).
+        fp8 = _largest_context(
+            room,
+            kv_bytes_per_token(shape, 1, spec.tensor_parallel_size),
+            shape.max_position_embeddings,
+        )
         if fp8 >= context:
             fixes.append(f"kv_cache_dtype: fp8 halves the KV cache; {context} tokens then fit")
         elif fp8:

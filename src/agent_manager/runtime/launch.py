@@ -115,6 +115,7 @@ class LaunchProgress:
     container: str | None = None
     phase: str | None = None
     stopped: list[str] = field(default_factory=list)
+    compose_started: bool = False  # from here on a container may exist
 
 
 def launch(
@@ -259,6 +260,7 @@ def _compose_up(
     deadline: float,
     start: float,
 ) -> None:
+    progress.compose_started = True
     process = docker_adapter.start_compose(ws, agent.name, "up", "-d", offline=offline)
     output: list[str] = []
     assert process.stdout is not None
