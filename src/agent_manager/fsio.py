@@ -40,10 +40,12 @@ def file_error(error: OSError, path: Path | str, doing: str) -> FileAccessError:
             RUNTIME,
         )
     if code in (errno.EACCES, errno.EPERM):
+        # Writing needs the folder (a new file is made there, then renamed); reading the file.
+        look = Path(path).parent if doing == "write" else path
         return FileAccessError(
             f"Permission denied: cannot {doing} {path}.",
-            f"Check the owner and mode of {path} and its folder (`ls -ld {path}`), "
-            "or run as the user who owns the workspace.",
+            f"Check the owner and mode of {look} (`ls -ld {look}`), or run as the user who "
+            "owns the workspace.",
             USAGE,
         )
     if code == errno.EISDIR:

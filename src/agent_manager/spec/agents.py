@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agent_manager.errors import SpecError
+from agent_manager.errors import AgentManagerError, SpecError
 from agent_manager.fsio import file_error
 from agent_manager.spec.env_check import ENV_NAME, OWNED_FLAGS, check_env_entry
 from agent_manager.spec.validate import (
@@ -366,7 +366,7 @@ def load_agents(ws: Workspace, names: list[str] | None = None) -> list[Agent]:
             continue
         try:
             others.append(load_agent(ws, other))
-        except SpecError:
+        except AgentManagerError:
             continue
     check_ports(agents + others)
     return agents
