@@ -125,3 +125,8 @@ def test_hostile_input(
 def test_the_corpus_ids_are_unique() -> None:
     ids = [case.id for case in CASES]
     assert len(ids) == len(set(ids))
+
+
+def test_the_readme_states_the_corpus_size() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert f"{len(CASES)} hostile-input cases" in readme
