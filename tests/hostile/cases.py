@@ -596,6 +596,17 @@ CASES: list[Case] = [
         ("docker-compose-po.override.yml", "must be a Compose mapping"),
         setup=raw("compose/docker-compose-po.override.yml", "- just a list\n"),
     ),
+    Case(
+        "override-with-compose-tags-passes",
+        ("compose", "po"),
+        0,
+        ("wrote",),
+        setup=raw(
+            "compose/docker-compose-po.override.yml",
+            "services:\n  vllm:\n    deploy: !reset {}\n"
+            "    ports: !override ['127.0.0.1:9000:8000']\n",
+        ),
+    ),
     # 10. Ctrl-C before any container exists ------------------------------------------------------
     Case(
         "ctrl-c-before-any-container",

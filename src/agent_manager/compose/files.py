@@ -43,6 +43,7 @@ def check_override(ws: Workspace, name: str) -> bool:
     wrong when Compose could not read it. Only read, never written."""
     import yaml
 
+    loader = _override_loader()
     path = ws.override_path(name)
     ws.compose_files(name)  # refuses a folder or a broken link
     if not path.is_file():
@@ -54,7 +55,7 @@ def check_override(ws: Workspace, name: str) -> bool:
     except OSError as error:
         raise file_error(error, path, "read") from None
     try:
-        data: Any = yaml.safe_load(text)
+        data: Any = yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -69,3 +70,21 @@ def check_override(ws: Workspace, name: str) -> bool:
             hint="See compose/docker-compose-<agent>.yml for the layout it overrides.",
         )
     return True
+
+
+def _override_loader() -> type:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """Reads Compose's own tags (`!reset`, `!override`) as plain values."""
+
+    def untagged(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+    for tag in ("!reset", "!override"):
+        Loader.add_constructor(tag, untagged)
+    return Loader
