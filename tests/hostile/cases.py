@@ -39,6 +39,7 @@ class Case:
     # fixtures from conftest.py the case needs (a silent hub, no GPU, a full disk, ...)
     needs: tuple[str, ...] = ()
     home: bool = True  # pass `--home {ws}` before argv
+    in_ws: bool = False  # run from inside the workspace folder (the current-directory rule)
     as_user: str | None = None  # run in a subprocess as this user (tests run as root)
     may_change: tuple[str, ...] = ("compose/docker-compose-*.yml",)
     check: Callable[[Path], None] | None = None  # extra assertions on the workspace after
@@ -322,6 +323,15 @@ CASES: list[Case] = [
         2,
         ("agents is a link to", "gone-away", "does not exist"),
         setup=dangling("agents"),
+    ),
+    Case(
+        "agents-here-is-a-dangling-link",
+        ("list",),
+        2,
+        ("agents is a link to", "does not exist"),
+        setup=dangling("agents"),
+        home=False,
+        in_ws=True,
     ),
     Case(
         "compose-is-a-file",
@@ -624,6 +634,21 @@ CASES: list[Case] = [
         home=False,
         may_change=("fresh*",),
         check=exists("fresh/agents/po.yaml", "fresh/compose"),
+    ),
+    Case(
+        "init-over-a-file",
+        ("init", "{ws}/agents/po.yaml"),
+        2,
+        ("po.yaml", "a file stands where a folder should be"),
+        home=False,
+    ),
+    Case(
+        "init-where-agents-is-a-file",
+        ("init", "{ws}"),
+        2,
+        ("agents", "a file stands where a folder should be"),
+        setup=as_file("agents"),
+        home=False,
     ),
     Case(
         "init-leaves-an-existing-workspace",

@@ -80,6 +80,8 @@ def test_hostile_input(
             monkeypatch.setenv(key, _fill(value, ws))
     if case.setup is not None:
         case.setup(ws)
+    if case.in_ws:
+        monkeypatch.chdir(ws)
     before = _snapshot(ws)
     argv = [_fill(arg, ws) for arg in case.argv]
     if case.home:

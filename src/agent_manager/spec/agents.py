@@ -3,7 +3,6 @@ line and field with what is allowed."""
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import ipaddress
 import json
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agent_manager.errors import AgentManagerError, SpecError
 from agent_manager.fsio import file_error
 from agent_manager.spec.env_check import ENV_NAME, OWNED_FLAGS, check_env_entry
+from agent_manager.spec.messages import spec_error
 from agent_manager.spec.validate import (
     MAX_CONTEXT_TOKENS,
     MAX_NUM_SEQS,
@@ -41,18 +41,7 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SERVED = re.compile(r"^[\w./:-]{1,128}$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 
-# Fields under vLLM's own names, and settings vLLM removed: what to write instead.
-RENAMED_FIELDS = {
-    "max_model_len": "max_context",
-    "gpu_memory_utilization": "gpu_memory_fraction",
-    "served_model_name": "served_name",
-    "enable_prefix_caching": "prefix_caching",
-    "tensor_parallel": "tensor_parallel_size",
-    "speculative_config": "speculative",
-    "api_key": "api_key_env",
-    "environment": "env",
-    "image": "image_tag",
-}
+# Settings vLLM removed: what to write instead.
 REMOVED_SETTINGS = {
     "swap_space": (
         "vLLM removed its swap-space flag in 0.18. For CPU KV-cache offload put "
@@ -282,43 +271,8 @@ def parse_spec(name: str, path: Path, text: str) -> Agent:
     try:
         spec = AgentSpec.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(path, lines, exc) from None
+        raise spec_error(path, lines, exc, list(AgentSpec.model_fields)) from None
     return Agent(name=name, path=path, spec=spec)
-
-
-def _spec_error(path: Path, lines: dict[Any, int], exc: ValidationError) -> SpecError:
-    error = exc.errors()[0]
-    loc = error["loc"]
-    field = str(loc[0]) if loc else ""
-    where = f"{path}:{lines[field]}" if field in lines else str(path)
-    if error["type"] == "extra_forbidden":
-        suggestion = RENAMED_FIELDS.get(field) or next(
-            iter(difflib.get_close_matches(field, list(AgentSpec.model_fields), n=1)), None
-        )
-        hint = f"Did you mean '{suggestion}'?" if suggestion else None
-        return SpecError(
-            f"{where}: unknown field '{field}'.",
-            hint=hint or f"Allowed fields: {', '.join(AgentSpec.model_fields)}.",
-        )
-    if error["type"] == "missing":
-        return SpecError(f"{path}: required field '{field}' is missing.")
-    message = error["msg"].removeprefix("Value error, ").rstrip(".")
-    dotted = ".".join(str(part) for part in loc)
-    if error["type"] in (
-        "finite_number",
-        "int_type",
-        "int_parsing",
-        "float_parsing",
-        "bool_parsing",
-        "string_type",
-        "dict_type",
-        "list_type",
-        "float_type",
-        "bool_type",
-        "literal_error",
-    ):
-        message = f"{message} (got {error.get('input')!r})"
-    return SpecError(f"{where}: '{dotted}': {message}.")
 
 
 def load_agent(ws: Workspace, name: str) -> Agent:

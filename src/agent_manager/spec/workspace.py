@@ -195,7 +195,10 @@ def resolve_workspace(home: Path | None = None, cwd: Path | None = None) -> Work
     if env_home:
         return _existing(Path(env_home).expanduser().absolute(), "AGENT_MANAGER_HOME")
     here = (cwd or Path.cwd()).resolve()
-    if (here / "agents").is_dir():
+    local = here / "agents"
+    if local.is_dir() or local.is_symlink() or local.exists():
+        # An `agents` here that is a file or a broken link is a mistake to name, not a reason
+        # to fall back silently on another workspace.
         return _checked(Workspace(here, "current directory"))
     config = user_config_dir()
     try:
