@@ -149,6 +149,11 @@ def missing(relpath: str) -> Callable[[Path], None]:
     return check
 
 
+def _relink(path: Path, target: str = "/dev/zero") -> None:
+    path.unlink()
+    path.symlink_to(target)
+
+
 def exists(*relpaths: str) -> Callable[[Path], None]:
     def check(ws: Path) -> None:
         for relpath in relpaths:
@@ -353,6 +358,25 @@ CASES: list[Case] = [
         2,
         ("po.yaml is a link to", "does not exist"),
         setup=dangling("agents/po.yaml"),
+    ),
+    Case(
+        "spec-is-a-link-to-dev-zero",
+        ("list",),
+        2,
+        ("po.yaml is not a regular file",),
+        setup=steps(raw("agents/po.yaml", ""), lambda ws: _relink(ws / "agents/po.yaml")),
+        max_seconds=10,
+    ),
+    Case(
+        "unreadable-compose-file-as-a-user",
+        ("compose", "--check"),
+        2,
+        ("Permission denied", "docker-compose-po.yml"),
+        setup=steps(
+            raw("compose/docker-compose-po.yml", "services: {}\n"),
+            chmod("compose/docker-compose-po.yml", 0o000),
+        ),
+        as_user="nobody",
     ),
     Case(
         "unreadable-spec-as-a-user",

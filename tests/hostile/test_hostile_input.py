@@ -129,6 +129,12 @@ def test_the_corpus_ids_are_unique() -> None:
     assert len(ids) == len(set(ids))
 
 
-def test_the_readme_states_the_corpus_size() -> None:
+def test_the_readme_and_the_reliability_page_state_the_corpus_size() -> None:
     readme = (REPO / "README.md").read_text()
     assert f"{len(CASES)} hostile-input cases" in readme
+    page = " ".join((REPO / "docs" / "reliability.md").read_text().split())
+    codes = [case.code for case in CASES]
+    assert (
+        f"{len(CASES)} rows ({codes.count(2)} refused with exit 2, {codes.count(1)} machine "
+        f"failures with exit 1, {codes.count(0)} accepted inputs"
+    ) in page

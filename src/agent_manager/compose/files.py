@@ -21,9 +21,11 @@ class ComposeState(str, Enum):
 def compose_state(ws: Workspace, agent: Agent) -> ComposeState:
     path = ws.compose_path(agent.name)
     try:
-        on_disk = path.read_text(encoding="utf-8")
+        on_disk = path.read_bytes().decode("utf-8", "replace")
     except FileNotFoundError:
         return ComposeState.MISSING
+    except OSError as error:
+        raise file_error(error, path, "read") from None
     return ComposeState.CURRENT if on_disk == render_compose_text(agent) else ComposeState.STALE
 
 

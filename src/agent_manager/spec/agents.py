@@ -3,11 +3,13 @@ line and field with what is allowed."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import ipaddress
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +37,7 @@ from agent_manager.spec.vllm_args import (
     flag_table,
 )
 from agent_manager.spec.workspace import Workspace
-from agent_manager.spec.yaml_load import check_spec_size, load_spec_mapping
+from agent_manager.spec.yaml_load import MAX_SPEC_BYTES, check_spec_size, load_spec_mapping
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SERVED = re.compile(r"^[\w./:-]{1,128}$")
@@ -279,8 +281,20 @@ def load_agent(ws: Workspace, name: str) -> Agent:
     path = ws.spec_path(name)
     shown = display_path(path)
     try:
-        check_spec_size(shown, path.stat().st_size)
-        text = path.read_bytes().decode("utf-8")
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(shown))
+        if not stat.S_ISREG(info.st_mode):
+            # A link to /dev/zero or a pipe would be read for ever.
+            raise SpecError(
+                f"{shown} is not a regular file (a device, pipe or socket).",
+                hint="Replace it with a plain YAML file.",
+            )
+        check_spec_size(shown, info.st_size)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
+        check_spec_size(shown, len(data))  # it grew since stat
+        text = data.decode("utf-8")
     except FileNotFoundError:
         if path.is_symlink():
             raise SpecError(
