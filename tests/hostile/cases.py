@@ -641,6 +641,14 @@ CASES: list[Case] = [
             "    ports: !override ['127.0.0.1:9000:8000']\n",
         ),
     ),
+    Case(
+        "launch-refuses-a-broken-override-before-touching-docker",
+        ("launch", "po"),
+        2,
+        ("docker-compose-po.override.yml:3", "not valid YAML"),
+        setup=raw("compose/docker-compose-po.override.yml", "services:\n  vllm: {image: [\n"),
+        needs=("docker_down",),
+    ),
     # 10. Ctrl-C before any container exists ------------------------------------------------------
     Case(
         "ctrl-c-before-any-container",

@@ -31,7 +31,7 @@ from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters import nvml as nvml_adapter
 from agent_manager.adapters.docker import CONFIG_HASH_LABEL, AgentContainer
-from agent_manager.compose.files import write_compose
+from agent_manager.compose.files import check_override, write_compose
 from agent_manager.compose.render import SERVICE
 from agent_manager.errors import GpuUnavailableError, LaunchError
 from agent_manager.models.cache_state import CacheState, cache_state
@@ -131,6 +131,8 @@ def launch(
     start = time.monotonic()
     deadline = start + options.timeout
     agent = load_agents(ws, [ws.resolve_agent(name)])[0]
+    # A broken override would fail `compose up` after the running agent was stopped.
+    check_override(ws, agent.name)
     _require_api_key(agent)
     progress = progress if progress is not None else LaunchProgress(agent.name)
     progress.agent = agent.name
