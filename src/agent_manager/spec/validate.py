@@ -83,11 +83,10 @@ def check_speculative(value: dict[str, Any]) -> None:
             raise ValueError(f"'{key}' is filled in by vLLM itself; remove it")
         if key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ValueError(
-                f"vLLM's speculative config has no key '{key}'{hint}; "
-                f"allowed: {', '.join(sorted(allowed))}"
+            fix = (
+                f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(sorted(allowed))}"
             )
+            raise ValueError(f"vLLM's speculative config has no key '{key}'; {fix}")
     refuse_secret_values(value)
 
 

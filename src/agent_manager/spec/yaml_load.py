@@ -91,7 +91,7 @@ def load_spec_mapping(path: Path, text: str) -> tuple[dict[Any, Any], dict[Any, 
         kind = "a list" if isinstance(data, list) else f"a single value ({data!r:.40})"
         raise SpecError(
             f"{path}: expected 'field: value' lines, found {kind}.",
-            hint="Start from one of the default specs; `agent-manager list` shows where they are.",
+            hint="Start from a default spec (`agent-manager init DIR` writes them).",
         )
     return data, _key_lines(text)
 
