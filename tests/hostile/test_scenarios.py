@@ -68,3 +68,37 @@ def test_ten_parallel_compose_runs_leave_whole_files(workspace: Path) -> None:
     ]  # no temporary file left behind
     for path in compose.iterdir():
         assert yaml.safe_load(path.read_text())["services"]["vllm"]["command"]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("hf_" + "a1B2" * 9, "a Hugging Face token"),
+        ("Bearer sk-ant-api03-" + "x" * 30, "an API key (sk-…)"),
+        ("ghp_" + "A" * 36, "a GitHub token"),
+        ("glpat-" + "b" * 20, "a GitLab token"),
+        ("AKIA" + "ABCDEFGHIJKLMNOP", "an AWS access key"),
+        ("--hf-overrides", None),
+        ("hf_transfer", None),
+        ("/models/disk-cache-0123456789012345678901", None),
+        ("Qwen/Qwen2.5-7B-Instruct-AWQ", None),
+    ],
+)
+def test_token_shapes_are_recognised_and_ordinary_values_are_not(
+    value: str, kind: str | None
+) -> None:
+    from agent_manager.spec.validate import secret_shape
+
+    assert secret_shape(value) == kind
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [("", 10.0), ("2.5", 2.5), ("soon", 10.0), ("-1", 10.0)]
+)
+def test_hub_timeout_follows_hf_hub_etag_timeout_at_call_time(
+    raw: str, seconds: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent_manager.adapters import hub
+
+    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", raw)
+    assert hub.request_timeout() == seconds
