@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 COMMANDS = [
+    "init",
     "list",
     "compose",
     "launch",

@@ -31,7 +31,7 @@ def default_agents() -> list[Agent]:
     return load_agents(Workspace(REPO, "repo"))
 
 
-@pytest.mark.parametrize("name", ["minimal", "full"])
+@pytest.mark.parametrize("name", ["minimal", "full", "dollars"])
 def test_rendered_compose_matches_the_golden_file(name: str):
     text = render_compose_text(golden_agent(name))
     expected = GOLDEN / f"{name}.compose.yml"
@@ -182,3 +182,16 @@ def test_values_compose_would_read_as_numbers_are_written_quoted():
         assert f"AM_VALUE_{i}: '{value}'" in text
     parsed = yaml.safe_load(text)["services"]["vllm"]
     assert parsed["labels"]["io.agent-manager.spec-hash"] == agent.spec_hash()
+
+
+def test_a_dollar_in_a_user_value_is_written_as_two_so_compose_keeps_it():
+    service = render_compose(golden_agent("dollars"))["services"]["vllm"]
+    command = service["command"]
+    assert command[command.index("--revision") + 1] == "$${HF_TOKEN}"
+    assert command[command.index("--chat-template") + 1] == "$$HOME/templates/chat.jinja"
+    assert '"model":"$$HOME/draft"' in command[command.index("--speculative-config") + 1]
+    assert service["environment"]["VLLM_LOGGING_PREFIX"] == "[$$USER] "
+    # The project's own references, and a secret passed by reference, stay references.
+    assert service["environment"]["HF_TOKEN"] == "${PO_HF_TOKEN}"
+    assert service["environment"]["HF_HUB_OFFLINE"] == "${AGENT_MANAGER_HF_OFFLINE:-0}"
+    assert service["volumes"][0].startswith("${HF_HOME:-")

@@ -26,6 +26,8 @@ def test_without_agents_the_user_config_folder_is_seeded_once(tmp_path: Path):
 
 
 def test_home_option_and_environment_choose_the_workspace(cli, tmp_path: Path, monkeypatch):
+    assert cli("init", str(tmp_path / "mine")).code == 0
+    assert cli("init", str(tmp_path / "env-home")).code == 0
     result = cli("--home", str(tmp_path / "mine"), "list", "--json")
     assert result.code == 0, result.output
     data = json.loads(result.stdout)

@@ -38,6 +38,7 @@ RETRY_DELAY_S = 1.0
 # Answers the hub gives when busy (rate limit, overload): worth a retry, like a drop.
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+DEFAULT_TIMEOUT_S = 10.0
 
 
 class GatedRepoError(HubError):
@@ -84,6 +85,21 @@ class RepoListing:
     files: tuple[RepoFile, ...]
 
 
+def request_timeout() -> float:
+    """Seconds any metadata call may wait for the hub: HF_HUB_ETAG_TIMEOUT (default 10).
+
+    Read at call time (huggingface_hub reads it once at import) and always passed explicitly:
+    its session has no timeout of its own, so a hub that accepts the connection and never
+    answers would hang `plan`, launch's fit check and `download-models --dry-run` for ever.
+    """
+    raw = os.environ.get("HF_HUB_ETAG_TIMEOUT", "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return DEFAULT_TIMEOUT_S
+    return value if 0 < value < 3600 else DEFAULT_TIMEOUT_S
+
+
 def endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
@@ -111,7 +127,9 @@ def repo_files(model: str, revision: str | None) -> list[RepoFile]:
 def repo_listing(model: str, revision: str | None) -> RepoListing:
     """Ask the hub (one API call) for the commit `revision` points at and its files."""
     with translate_errors(model, revision):
-        info = _api().model_info(model, revision=revision, files_metadata=True)
+        info = _api().model_info(
+            model, revision=revision, files_metadata=True, timeout=request_timeout()
+        )
     if not info.sha:
         raise HubError(
             f"The hub at {endpoint()} answered for {model} without a commit id.",
@@ -145,6 +163,7 @@ def download_file(model: str, revision: str | None, filename: str) -> Path:
             revision=revision,
             cache_dir=cache_dir(),
             endpoint=endpoint(),
+            etag_timeout=request_timeout(),
             library_name="agent-manager",
             library_version=__version__,
         )
@@ -160,6 +179,7 @@ def check_access(model: str, commit: str, filename: str) -> None:
     with translate_errors(model, commit, filename):
         get_hf_file_metadata(
             hf_hub_url(model, filename, revision=commit, endpoint=base),
+            timeout=request_timeout(),
             endpoint=base,
             library_name="agent-manager",
             library_version=__version__,
@@ -212,7 +232,11 @@ def fetch_file(
     with translate_errors(model, commit, filename):
         url = hf_hub_url(model, filename, revision=commit, endpoint=base)
         meta = get_hf_file_metadata(
-            url, endpoint=base, library_name="agent-manager", library_version=__version__
+            url,
+            timeout=request_timeout(),
+            endpoint=base,
+            library_name="agent-manager",
+            library_version=__version__,
         )
         if not meta.etag or not meta.commit_hash:
             raise HubError(
@@ -426,7 +450,13 @@ def translate_errors(
         ) from None
     except hf.LocalEntryNotFoundError:
         raise _unreachable(model, "not cached and the hub cannot be reached") from None
-    except (httpx2.TransportError, ConnectionError, TimeoutError) as error:
+    except (httpx2.TimeoutException, TimeoutError):
+        raise HubUnreachableError(
+            f"The hub at {endpoint()} did not answer within {request_timeout():g} s for {model}.",
+            hint="Check the network, proxy and HF_ENDPOINT; a slow link can wait longer with "
+            "HF_HUB_ETAG_TIMEOUT=<seconds>.",
+        ) from None
+    except (httpx2.TransportError, ConnectionError) as error:
         raise _unreachable(model, f"{type(error).__name__}: {error}") from None
 
 

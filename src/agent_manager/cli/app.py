@@ -58,6 +58,7 @@ def _global(
     set_debug(debug)
 
 
+app.command("init")(specs_cmd.init)
 app.command("list")(specs_cmd.list_agents)
 app.command("compose")(specs_cmd.compose)
 app.command("launch")(runtime_cmd.launch)

@@ -61,6 +61,15 @@ def run_cli(invoke: Callable[[], object]) -> NoReturn:
         if callable(show):
             show()
         sys.exit(getattr(error, "exit_code", USAGE))
+    except OSError as error:
+        # An OS failure no module turned into words yet: still name the path.
+        if debug_enabled():
+            raise
+        from agent_manager.fsio import file_error
+
+        named = file_error(error, error.filename or "a file", "use")
+        render_error(named)
+        sys.exit(named.exit_code)
     except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
         if debug_enabled():
             raise

@@ -13,6 +13,7 @@ import typer
 
 from agent_manager import ui
 from agent_manager.cli.options import AgentsArg, JsonOpt
+from agent_manager.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -155,6 +156,11 @@ def plan(
     loaded = load_agents(workspace(), agents or None)
     target = None
     if gpu_memory is not None:
+        if not gpu_memory < 100_000:  # also catches inf and nan, which `min=1` lets through
+            raise UsageError(
+                f"--gpu-memory {gpu_memory}: give the card's memory in GiB, e.g. 16, 24 or 80.",
+                hint="The largest single GPU has a few hundred GiB; values are in GiB, not bytes.",
+            )
         target = gpu_target_on_paper(gpu_memory)
     elif any(agent.spec.engine == "cuda" for agent in loaded):
         try:

@@ -85,6 +85,15 @@ def launch(
         view.close()
         name = progress.agent
         console = ui.err()
+        if progress.container is None and not progress.compose_started:
+            stopped = f" (agents already stopped: {', '.join(progress.stopped)})"
+            console.print(
+                f"\nInterrupted before any container of {name} was created: nothing was left "
+                f"running{stopped if progress.stopped else ''}.",
+                markup=False,
+            )
+            console.print(f"  Launch again: agent-manager launch {name}", markup=False)
+            raise typer.Exit(130) from None
         console.print(
             f"\nStopped following {escape(name)}; its container is left as it is.", markup=True
         )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +12,7 @@ from agent_manager.cli.options import AgentsArg, JsonOpt, workspace
 
 if TYPE_CHECKING:
     from agent_manager.runtime.agent_list import AgentList
+    from agent_manager.spec.workspace import Workspace
 
 
 def list_agents(json_output: JsonOpt = False) -> None:
@@ -51,6 +53,12 @@ def _render_list(result: AgentList) -> None:
             row.model_cache.value,
         )
     console.print(table)
+    for path, better in result.misnamed.items():
+        ui.warn(
+            f"{path} is not read (only agents/<lower-case name>.yaml is); rename it to {better}."
+        )
+    for orphan in result.orphan_compose:
+        ui.warn(f"{orphan} belongs to no agent (its spec is gone); delete it if unused.")
     if not result.agents:
         ui.hint("No agents yet: add agents/<name>.yaml.")
     elif any(row.compose is not ComposeState.CURRENT for row in result.agents):
@@ -70,11 +78,23 @@ def compose(
     (Re)writes compose/docker-compose-<agent>.yml for the named agents (all by default).
     The user's compose/docker-compose-<agent>.override.yml is never written.
     """
-    from agent_manager.compose.files import ComposeState, compose_state, write_compose
+    from agent_manager.compose.files import (
+        ComposeState,
+        check_override,
+        compose_state,
+        write_compose,
+    )
     from agent_manager.spec.agents import load_agents
 
     ws = workspace()
     loaded = load_agents(ws, agents or None)
+    if not loaded:
+        ui.info(f"No agents in {ws.agents_dir}: nothing to write.")
+        ui.hint("Add agents/<name>.yaml (copy a default spec), or `agent-manager init DIR`.")
+        _warn_misnamed(ws)
+        return
+    for agent in loaded:
+        check_override(ws, agent.name)
     if check:
         stale = [a for a in loaded if compose_state(ws, a) is not ComposeState.CURRENT]
         for agent in stale:
@@ -91,3 +111,37 @@ def compose(
             ui.success(f"wrote {path}")
         else:
             ui.info(f"unchanged {path}")
+
+
+def _warn_misnamed(ws: Workspace) -> None:
+    for path, better in ws.misnamed_specs().items():
+        ui.warn(
+            f"{path} is not read (only agents/<lower-case name>.yaml is); rename it to {better}."
+        )
+
+
+def init(
+    directory: Annotated[
+        Path, typer.Argument(help="Folder for the new workspace (created if missing).")
+    ],
+) -> None:
+    """Create a workspace with the default agents.
+
+    Makes DIR/agents (copies of the default specs, never overwriting a file) and DIR/compose.
+    Use it with --home DIR or AGENT_MANAGER_HOME=DIR.
+    """
+    from agent_manager.spec.workspace import init_workspace
+
+    target = directory.expanduser().absolute()
+    existed = (target / "agents").is_dir()
+    try:
+        ws = init_workspace(target)
+    except OSError as error:
+        from agent_manager.fsio import file_error
+
+        raise file_error(error, error.filename or target, "create") from None
+    if existed:
+        ui.info(f"{ws.root} is already a workspace; nothing was changed.")
+    else:
+        ui.success(f"created {ws.root} with agents: {', '.join(ws.agent_names()) or 'none'}")
+    ui.hint(f"Use it with `agent-manager --home {ws.root} list`.")

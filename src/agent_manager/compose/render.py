@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from agent_manager.spec.agents import Agent
+from agent_manager.spec.env_check import REFERENCE, SECRET_ENV
 from agent_manager.spec.vllm_args import CONTAINER_PORT, IMAGE, IMAGE_TAG, VLLM_VERSION, serve_argv
 from agent_manager.spec.workspace import DEFAULT_INSTANCE
 
@@ -29,6 +30,21 @@ OFFLINE_ENV = "AGENT_MANAGER_HF_OFFLINE"
 HEALTH_START_PERIOD = "20m"
 
 
+def literal(value: str) -> str:
+    """A user's value as Compose must read it: `$` doubled, so Compose never interpolates it.
+
+    Without this, `revision: '${HF_TOKEN}'` put the host's token into vLLM's argv (visible in
+    `docker inspect` and `ps`) and a `$HOME` in a path became `/root`.
+    """
+    return value.replace("$", "$$")
+
+
+def _env_value(key: str, value: str) -> str:
+    # The one place a user writes a `${VAR}` on purpose: a secret passed by reference
+    # (spec validation allows nothing else under these names).
+    return value if key in SECRET_ENV and REFERENCE.match(value) else literal(value)
+
+
 def render_compose(agent: Agent) -> dict[str, Any]:
     spec = agent.spec
     environment: dict[str, str] = {
@@ -38,11 +54,11 @@ def render_compose(agent: Agent) -> dict[str, Any]:
     }
     if spec.api_key_env:
         environment["VLLM_API_KEY"] = f"${{{spec.api_key_env}:-}}"
-    environment.update(sorted(spec.env.items()))
+    environment.update((key, _env_value(key, value)) for key, value in sorted(spec.env.items()))
     host = f"[{spec.bind}]" if ":" in spec.bind else spec.bind
     service: dict[str, Any] = {
         "image": f"{IMAGE}:{spec.image_tag or IMAGE_TAG}",
-        "command": serve_argv(agent),
+        "command": [literal(arg) for arg in serve_argv(agent)],
         "ports": [f"{host}:{spec.port}:{CONTAINER_PORT}"],
         "ipc": "host",
         "environment": environment,
@@ -76,7 +92,7 @@ def render_compose(agent: Agent) -> dict[str, Any]:
         },
         "labels": {
             LABEL_AGENT: agent.name,
-            LABEL_SERVED: agent.served_name,
+            LABEL_SERVED: literal(agent.served_name),
             LABEL_PORT: str(spec.port),
             LABEL_SPEC_HASH: agent.spec_hash(),
         },

@@ -353,13 +353,25 @@ def check_specs(ws: Workspace) -> list[Check]:
     from agent_manager.compose.files import ComposeState, compose_state
 
     names = ws.agent_names()
+    not_read = [
+        warn(
+            "specs",
+            f"{path} is not read (only agents/<lower-case name>.yaml is).",
+            f"Rename it to {better}.",
+        )
+        for path, better in ws.misnamed_specs().items()
+    ]
     if not names:
-        return [fail("specs", f"No agents in {ws.agents_dir}.", "Add agents/<name>.yaml.")]
-    checks, agents = [], []
+        return [
+            fail("specs", f"No agents in {ws.agents_dir}.", "Add agents/<name>.yaml."),
+            *not_read,
+        ]
+    checks: list[Check] = []
+    agents = []
     for name in names:
         try:
             agents.append(load_agent(ws, name))
-        except SpecError as error:
+        except AgentManagerError as error:  # a bad spec, or one the OS will not let us read
             checks.append(fail("specs", error.message, error.hint))
     try:
         check_ports(agents)
@@ -367,6 +379,11 @@ def check_specs(ws: Workspace) -> list[Check]:
         checks.append(fail("specs", error.message, error.hint))
     if not checks:
         checks.append(ok("specs", f"{len(agents)} valid: {', '.join(a.name for a in agents)}."))
+    checks += not_read
+    checks += [
+        warn("compose files", f"{orphan} belongs to no agent (its spec is gone).", "Delete it.")
+        for orphan in ws.orphan_compose_files()
+    ]
     states = {a.name: compose_state(ws, a) for a in agents}
     stale = [n for n, s in states.items() if s is not ComposeState.CURRENT]
     if stale:
@@ -388,7 +405,7 @@ def _loadable_agents(ws: Workspace) -> list[Agent]:
     for name in ws.agent_names():
         try:
             agents.append(load_agent(ws, name))
-        except SpecError:
+        except AgentManagerError:
             continue  # reported by the 'specs' check
     return agents
 

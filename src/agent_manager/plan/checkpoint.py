@@ -125,6 +125,9 @@ def read_checkpoint(model: str, revision: str | None) -> CheckpointFacts:
                 )
             else:
                 weights = Weights(bytes=None, source=f"not in the cache; hub: {why}")
+    if hub_problem and local_config is not None:
+        # config.json came from the cache, so the plan goes on; say why weights are estimated.
+        problems.append(f"the hub did not answer, weights estimated ({hub_problem})")
     return CheckpointFacts(
         shape=shape, config_source=config_source, weights=weights, problems=problems
     )

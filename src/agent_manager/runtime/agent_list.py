@@ -29,6 +29,8 @@ class AgentList(BaseModel):
     workspace: str
     workspace_source: str
     agents: list[AgentRow]
+    misnamed: dict[str, str] = {}  # file in agents/ that is not read → the name to give it
+    orphan_compose: list[str] = []  # compose files whose spec is gone
 
 
 def collect_agent_list(ws: Workspace) -> AgentList:
@@ -50,4 +52,10 @@ def collect_agent_list(ws: Workspace) -> AgentList:
                 model_cache=cache_state(agent),
             )
         )
-    return AgentList(workspace=str(ws.root), workspace_source=ws.source, agents=rows)
+    return AgentList(
+        workspace=str(ws.root),
+        workspace_source=ws.source,
+        agents=rows,
+        misnamed={str(path): better for path, better in ws.misnamed_specs().items()},
+        orphan_compose=[str(path) for path in ws.orphan_compose_files()],
+    )

@@ -31,7 +31,7 @@ from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters import nvml as nvml_adapter
 from agent_manager.adapters.docker import CONFIG_HASH_LABEL, AgentContainer
-from agent_manager.compose.files import write_compose
+from agent_manager.compose.files import check_override, write_compose
 from agent_manager.compose.render import SERVICE
 from agent_manager.errors import GpuUnavailableError, LaunchError
 from agent_manager.models.cache_state import CacheState, cache_state
@@ -115,6 +115,7 @@ class LaunchProgress:
     container: str | None = None
     phase: str | None = None
     stopped: list[str] = field(default_factory=list)
+    compose_started: bool = False  # from here on a container may exist
 
 
 def launch(
@@ -130,6 +131,8 @@ def launch(
     start = time.monotonic()
     deadline = start + options.timeout
     agent = load_agents(ws, [ws.resolve_agent(name)])[0]
+    # A broken override would fail `compose up` after the running agent was stopped.
+    check_override(ws, agent.name)
     _require_api_key(agent)
     progress = progress if progress is not None else LaunchProgress(agent.name)
     progress.agent = agent.name
@@ -259,6 +262,7 @@ def _compose_up(
     deadline: float,
     start: float,
 ) -> None:
+    progress.compose_started = True
     process = docker_adapter.start_compose(ws, agent.name, "up", "-d", offline=offline)
     output: list[str] = []
     assert process.stdout is not None

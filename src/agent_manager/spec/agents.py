@@ -3,21 +3,31 @@ line and field with what is allowed."""
 
 from __future__ import annotations
 
-import difflib
+import errno
 import hashlib
 import ipaddress
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agent_manager.errors import SpecError
+from agent_manager.errors import AgentManagerError, SpecError
+from agent_manager.fsio import file_error
+from agent_manager.spec.env_check import ENV_NAME, OWNED_FLAGS, check_env_entry
+from agent_manager.spec.messages import spec_error
+from agent_manager.spec.validate import (
+    MAX_CONTEXT_TOKENS,
+    MAX_NUM_SEQS,
+    check_speculative,
+    refuse_secret_values,
+    whole_number,
+)
 from agent_manager.spec.vllm_args import (
-    GENERATION_KEYS,
     GGUF_QUANT_NAMES,
     KV_CACHE_DTYPES,
     QUANTIZATION_METHODS,
@@ -27,39 +37,13 @@ from agent_manager.spec.vllm_args import (
     flag_table,
 )
 from agent_manager.spec.workspace import Workspace
+from agent_manager.spec.yaml_load import MAX_SPEC_BYTES, check_spec_size, load_spec_mapping
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SERVED = re.compile(r"^[\w./:-]{1,128}$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?[-?][^}]*)?\}$")
 
-SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "VLLM_API_KEY")
-
-# VLLM_* variables vLLM 0.33 reads that make sense for one server in a container.
-KNOWN_VLLM_ENV = frozenset(
-    "VLLM_SERVER_DEV_MODE VLLM_CACHE_ROOT VLLM_CONFIG_ROOT VLLM_ALLOW_LONG_MAX_MODEL_LEN "
-    "VLLM_ENGINE_READY_TIMEOUT_S VLLM_KEEP_ALIVE_ON_ENGINE_DEATH VLLM_HTTP_TIMEOUT_KEEP_ALIVE "
-    "VLLM_LOGGING_LEVEL VLLM_LOGGING_PREFIX VLLM_LOGGING_STREAM VLLM_LOGGING_COLOR "
-    "VLLM_CONFIGURE_LOGGING VLLM_LOGGING_CONFIG_PATH VLLM_DISABLE_LOG_LOGO "
-    "VLLM_DISABLE_COMPILE_CACHE VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS "
-    "VLLM_ENABLE_STARTUP_PLAN VLLM_NO_USAGE_STATS VLLM_DO_NOT_TRACK VLLM_USE_MODELSCOPE "
-    "VLLM_ENABLE_CUDA_COMPATIBILITY VLLM_API_KEY "
-    "VLLM_CPU_KVCACHE_SPACE".split()
-)
-
-# Fields under vLLM's own names, and settings vLLM removed: what to write instead.
-RENAMED_FIELDS = {
-    "max_model_len": "max_context",
-    "gpu_memory_utilization": "gpu_memory_fraction",
-    "served_model_name": "served_name",
-    "enable_prefix_caching": "prefix_caching",
-    "tensor_parallel": "tensor_parallel_size",
-    "speculative_config": "speculative",
-    "api_key": "api_key_env",
-    "environment": "env",
-    "image": "image_tag",
-}
+# Settings vLLM removed: what to write instead.
 REMOVED_SETTINGS = {
     "swap_space": (
         "vLLM removed its swap-space flag in 0.18. For CPU KV-cache offload put "
@@ -67,29 +51,6 @@ REMOVED_SETTINGS = {
         "'--cpu-offload-gb', '<GiB>'."
     ),
     "gguf": "vLLM 0.33 cannot serve GGUF; use an AWQ/GPTQ/FP8 checkpoint.",
-}
-
-# Flags a spec field owns: passing them in extra_args too would fight the field.
-OWNED_FLAGS = {
-    "model": "model",
-    "served_model_name": "served_name",
-    "port": "port",
-    "host": "bind",
-    "gpu_memory_utilization": "gpu_memory_fraction",
-    "max_model_len": "max_context",
-    "kv_cache_dtype": "kv_cache_dtype",
-    "max_num_seqs": "max_num_seqs",
-    "enforce_eager": "enforce_eager",
-    "tensor_parallel_size": "tensor_parallel_size",
-    "quantization": "quantization",
-    "dtype": "dtype",
-    "enable_prefix_caching": "prefix_caching",
-    "override_generation_config": "temperature / top_p",
-    "speculative_config": "speculative",
-    "revision": "revision",
-    "trust_remote_code": "trust_remote_code",
-    "api_key": "api_key_env (the key itself must never be written in a file)",
-    "hf_token": "the HF_TOKEN environment variable (passed by reference)",
 }
 
 GGUF_HINT = "llama.cpp quant; vLLM 0.33 cannot serve GGUF — use an AWQ/GPTQ/FP8 checkpoint"
@@ -102,7 +63,9 @@ def _is_gguf_name(value: str) -> bool:
 class AgentSpec(BaseModel):
     """One agent: a model and how vLLM serves it. Field docs are repeated in agents/*.yaml."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML already gives ints, floats and bools; `port: true` or `max_context: "1e23"`
+    # must not be coerced into numbers. No NaN or infinity anywhere.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     model: str = Field(description="Hugging Face repo id, e.g. Qwen/Qwen2.5-7B-Instruct-AWQ")
     revision: str | None = Field(None, description="branch, tag or commit of the repo")
@@ -115,7 +78,7 @@ class AgentSpec(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1)
     prefix_caching: bool | None = None
     kv_cache_dtype: str = "auto"
-    max_num_seqs: int | None = Field(None, ge=1)
+    max_num_seqs: int | None = None
     enforce_eager: bool = False
     tensor_parallel_size: int = Field(1, ge=1)
     quantization: str | None = None
@@ -160,11 +123,44 @@ class AgentSpec(BaseModel):
             raise ValueError(f"{value} is outside (0, 1]; it is a fraction of total GPU memory")
         return value
 
-    @field_validator("max_context")
+    @field_validator("max_context", mode="before")
     @classmethod
-    def _context(cls, value: int | str | None) -> int | str | None:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("must be a positive number of tokens, or 'auto'")
+    def _context(cls, value: Any) -> Any:
+        if value is None or value == "auto":
+            return value
+        try:
+            return whole_number(value, 1, MAX_CONTEXT_TOKENS, "tokens")
+        except ValueError as error:
+            raise ValueError(f"{error}, or 'auto'") from None
+
+    @field_validator("max_num_seqs", mode="before")
+    @classmethod
+    def _num_seqs(cls, value: Any) -> Any:
+        return None if value is None else whole_number(value, 1, MAX_NUM_SEQS, "sequences")
+
+    @field_validator("tensor_parallel_size", mode="before")
+    @classmethod
+    def _tensor_parallel(cls, value: Any) -> Any:
+        whole_number(value, 1, 64, "GPUs")
+        if value > 1:
+            # One GPU is the product's promise; the compose file reserves exactly one.
+            raise ValueError(
+                "tensor_parallel_size above 1 needs several GPUs; agent-manager reserves one"
+            )
+        return value
+
+    @field_validator("revision", "served_name", "model")
+    @classmethod
+    def _no_secret(cls, value: str | None) -> str | None:
+        if value is not None:
+            refuse_secret_values(value)
+        return value
+
+    @field_validator("speculative")
+    @classmethod
+    def _speculative(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_speculative(value)
         return value
 
     @field_validator("quantization")
@@ -217,7 +213,7 @@ class AgentSpec(BaseModel):
     @field_validator("api_key_env")
     @classmethod
     def _api_key_env(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_NAME.match(value):
+        if value is not None and not ENV_NAME.match(value):
             raise ValueError(
                 "give the NAME of an environment variable that holds the key (e.g. PO_API_KEY), "
                 "never the key itself"
@@ -228,12 +224,13 @@ class AgentSpec(BaseModel):
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
         for key, val in value.items():
-            _check_env_entry(key, val)
+            check_env_entry(key, val)
         return value
 
     @field_validator("extra_args")
     @classmethod
     def _extra_args(cls, value: list[str]) -> list[str]:
+        refuse_secret_values(value)
         if any("swap-space" in arg or "swap_space" in arg for arg in value):
             raise ValueError(REMOVED_SETTINGS["swap_space"])
         try:
@@ -245,40 +242,8 @@ class AgentSpec(BaseModel):
                 raise ValueError(f"{written} is set by the field '{OWNED_FLAGS[flag.dest]}'")
         return value
 
-    @model_validator(mode="after")
-    def _sampling(self) -> AgentSpec:
-        if self.tensor_parallel_size > 1:
-            # One GPU is the product's promise; the compose file reserves exactly one.
-            raise ValueError(
-                "tensor_parallel_size above 1 needs several GPUs; agent-manager reserves one"
-            )
-        return self
-
     def generation_overrides(self) -> dict[str, float]:
         return {k: v for k in ("temperature", "top_p") if (v := getattr(self, k)) is not None}
-
-
-def _check_env_entry(key: str, value: str) -> None:
-    if not _ENV_NAME.match(key):
-        raise ValueError(f"'{key}' is not a valid environment variable name")
-    if key in SECRET_ENV and not _REFERENCE.match(value):
-        where = "api_key_env: <VARIABLE NAME>" if key == "VLLM_API_KEY" else f"'${{{key}}}'"
-        raise ValueError(
-            f"{key} is a secret: never write it in a file; use {where} so it is passed by reference"
-        )
-    if not key.startswith("VLLM_") or key in KNOWN_VLLM_ENV:
-        return
-    suffix = key[len("VLLM_") :].lower()
-    if suffix in GENERATION_KEYS:
-        raise ValueError(f"vLLM reads no {key}; set the field '{suffix}' (default sampling)")
-    flag = flag_table().lookup("--" + suffix.replace("_", "-"))
-    if flag is not None:
-        field = OWNED_FLAGS.get(flag.dest)
-        fix = f"set the field '{field}'" if field else f"put '{flag.names[0]}' in extra_args"
-        raise ValueError(f"vLLM {VLLM_VERSION} is configured by flags, not {key}; {fix}")
-    if key in ("VLLM_PORT", "VLLM_HOST_IP"):
-        raise ValueError(f"{key} is for distributed setups, not the HTTP port; set 'port'")
-    raise ValueError(f"vLLM {VLLM_VERSION} reads no {key} (it would only log a warning)")
 
 
 @dataclass(frozen=True)
@@ -302,84 +267,50 @@ class Agent:
 
 def parse_spec(name: str, path: Path, text: str) -> Agent:
     """Validate one spec's text. Pure: the path only labels messages."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(
-            f"{where}: this is not valid YAML ({problem}).",
-            hint="Check indentation and the 'key: value' form on that line.",
-        ) from None
-    if not isinstance(data, dict):
-        raise SpecError(
-            f"{path}: expected 'field: value' lines, found {type(data).__name__}.",
-            hint="Start from one of the default specs; `agent-manager list` shows where they are.",
-        )
-    lines = _key_lines(text)
+    data, lines = load_spec_mapping(path, text)
     for key in data:
         if key in REMOVED_SETTINGS:
             raise SpecError(f"{path}:{lines.get(key, '?')}: '{key}': {REMOVED_SETTINGS[key]}")
     try:
         spec = AgentSpec.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(path, lines, exc) from None
+        raise spec_error(path, lines, exc, list(AgentSpec.model_fields)) from None
     return Agent(name=name, path=path, spec=spec)
-
-
-def _key_lines(text: str) -> dict[Any, int]:
-    """Top-level key → 1-based line number, for messages."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {key.value: key.start_mark.line + 1 for key, _ in node.value}
-
-
-def _spec_error(path: Path, lines: dict[Any, int], exc: ValidationError) -> SpecError:
-    error = exc.errors()[0]
-    loc = error["loc"]
-    field = str(loc[0]) if loc else ""
-    where = f"{path}:{lines[field]}" if field in lines else str(path)
-    if error["type"] == "extra_forbidden":
-        suggestion = RENAMED_FIELDS.get(field) or next(
-            iter(difflib.get_close_matches(field, list(AgentSpec.model_fields), n=1)), None
-        )
-        hint = f"Did you mean '{suggestion}'?" if suggestion else None
-        return SpecError(
-            f"{where}: unknown field '{field}'.",
-            hint=hint or f"Allowed fields: {', '.join(AgentSpec.model_fields)}.",
-        )
-    if error["type"] == "missing":
-        return SpecError(f"{path}: required field '{field}' is missing.")
-    message = error["msg"].removeprefix("Value error, ").rstrip(".")
-    dotted = ".".join(str(part) for part in loc)
-    if error["type"] in (
-        "int_type",
-        "int_parsing",
-        "float_parsing",
-        "bool_parsing",
-        "string_type",
-        "dict_type",
-        "list_type",
-        "float_type",
-        "bool_type",
-        "literal_error",
-    ):
-        message = f"{message} (got {error.get('input')!r})"
-    return SpecError(f"{where}: '{dotted}': {message}.")
 
 
 def load_agent(ws: Workspace, name: str) -> Agent:
     path = ws.spec_path(name)
+    shown = display_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(shown))
+        if not stat.S_ISREG(info.st_mode):
+            # A link to /dev/zero or a pipe would be read for ever.
+            raise SpecError(
+                f"{shown} is not a regular file (a device, pipe or socket).",
+                hint="Replace it with a plain YAML file.",
+            )
+        check_spec_size(shown, info.st_size)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
+        check_spec_size(shown, len(data))  # it grew since stat
+        text = data.decode("utf-8")
     except FileNotFoundError:
-        raise SpecError(f"{display_path(path)} does not exist.") from None
-    return parse_spec(name, display_path(path), text)
+        if path.is_symlink():
+            raise SpecError(
+                f"{shown} is a link to {os.readlink(path)}, which does not exist.",
+                hint="Point the link at an existing spec, or remove it.",
+            ) from None
+        raise SpecError(f"{shown} does not exist.") from None
+    except UnicodeDecodeError as error:
+        raise SpecError(
+            f"{shown}: byte {error.start} is not UTF-8 text.",
+            hint="Save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).",
+        ) from None
+    except OSError as error:
+        raise file_error(error, shown, "read") from None
+    return parse_spec(name, shown, text)
 
 
 def display_path(path: Path) -> Path:
@@ -404,7 +335,7 @@ def load_agents(ws: Workspace, names: list[str] | None = None) -> list[Agent]:
             continue
         try:
             others.append(load_agent(ws, other))
-        except SpecError:
+        except AgentManagerError:
             continue
     check_ports(agents + others)
     return agents

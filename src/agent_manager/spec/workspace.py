@@ -1,7 +1,8 @@
 """Where agents live: the folder holding `agents/` and `compose/`, and the names in it.
 
-Resolution order: `--home`, then `AGENT_MANAGER_HOME`, then the current directory if it has
-`agents/`, else a per-user config folder seeded once from the packaged default specs.
+Resolution order: `--home`, then `AGENT_MANAGER_HOME` (both must name an existing workspace, so
+a typo never creates a new one), then the current directory if it has `agents/`, else a per-user
+config folder seeded once from the packaged default specs. `agent-manager init DIR` creates one.
 """
 
 from __future__ import annotations
@@ -51,8 +52,15 @@ class Workspace:
     def compose_files(self, agent: str) -> list[Path]:
         """The files `docker compose -f` gets: the generated one, then the user's override."""
         files = [self.compose_path(agent)]
-        if self.override_path(agent).is_file():
-            files.append(self.override_path(agent))
+        override = self.override_path(agent)
+        if override.is_file():
+            files.append(override)
+        elif override.exists() or override.is_symlink():
+            raise UsageError(
+                f"{override} is not a file (a folder or a broken link), so Compose cannot read "
+                "the override.",
+                hint="Remove it, or put your Compose override YAML in a file of that name.",
+            )
         return files
 
     @property
@@ -63,6 +71,38 @@ class Workspace:
         if not self.agents_dir.is_dir():
             return []
         return sorted(p.stem for p in self.agents_dir.glob("*.yaml") if _NAME.match(p.stem))
+
+    def misnamed_specs(self) -> dict[Path, str]:
+        """Files in agents/ that look like specs but are not read, with the name to give them.
+
+        Only `agents/<lower-case name>.yaml` is an agent; `Coder.yml` or `my agent.yaml` would
+        otherwise be ignored without a word.
+        """
+        if not self.agents_dir.is_dir():
+            return {}
+        found: dict[Path, str] = {}
+        for path in sorted(self.agents_dir.iterdir()):
+            if path.suffix.lower() not in (".yaml", ".yml") or path.name.startswith("."):
+                continue
+            if path.suffix == ".yaml" and _NAME.match(path.stem):
+                continue
+            stem = re.sub(r"[^a-z0-9_-]+", "-", path.stem.lower()).strip("-_") or "agent"
+            found[path] = f"{stem[:63]}.yaml"
+        return found
+
+    def orphan_compose_files(self) -> list[Path]:
+        """Generated compose files whose agent spec is gone (deleted or renamed)."""
+        if not self.compose_dir.is_dir():
+            return []
+        names = set(self.agent_names())
+        orphans = []
+        for path in sorted(self.compose_dir.glob("docker-compose-*.yml")):
+            stem = path.name.removeprefix("docker-compose-").removesuffix(".yml")
+            if stem.endswith(".override"):
+                stem = stem.removesuffix(".override")
+            if stem not in names:
+                orphans.append(path)
+        return orphans
 
     def resolve_agent(self, name: str) -> str:
         """Map what the user typed to an agent name, or explain why it is not one."""
@@ -76,6 +116,13 @@ class Workspace:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
         hint = f"Did you mean {close[0]}?" if close else None
         listing = ", ".join(known) if known else "none"
+        for path, better in self.misnamed_specs().items():
+            if better == f"{name}.yaml" or path.stem.lower() == name:
+                raise UnknownAgentError(
+                    f"Unknown agent '{name}': {path} is not read, because only "
+                    "agents/<lower-case name>.yaml files are agent specs.",
+                    hint=f"Rename it: mv '{path}' '{self.agents_dir / better}'",
+                )
         raise UnknownAgentError(
             f"Unknown agent '{name}' (agents in {self.agents_dir}: {listing}).",
             hint=hint or f"Create {self.agents_dir / (name + '.yaml')} to add it.",
@@ -119,7 +166,16 @@ def project_name(agent: str) -> str:
 
 
 def user_config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    base = os.environ.get("XDG_CONFIG_HOME", "")
+    if not os.path.isabs(base):  # the XDG spec: a relative value is ignored
+        home = os.environ.get("HOME")
+        home = str(Path.home()) if home is None else home
+        if not os.path.isabs(home):
+            raise UsageError(
+                f"HOME is {home!r}, not an absolute path, so there is no user config folder.",
+                hint="Set HOME (or XDG_CONFIG_HOME) to an absolute path, or use --home DIR.",
+            )
+        base = os.path.join(home, ".config")
     return Path(base) / "agent-manager"
 
 
@@ -134,18 +190,68 @@ def default_specs_dir() -> Path:
 
 def resolve_workspace(home: Path | None = None, cwd: Path | None = None) -> Workspace:
     if home is not None:
-        return _seeded(home.expanduser().resolve(), "--home")
+        return _existing(home.expanduser().absolute(), "--home")
     env_home = os.environ.get("AGENT_MANAGER_HOME")
     if env_home:
-        return _seeded(Path(env_home).expanduser().resolve(), "AGENT_MANAGER_HOME")
+        return _existing(Path(env_home).expanduser().absolute(), "AGENT_MANAGER_HOME")
     here = (cwd or Path.cwd()).resolve()
-    if (here / "agents").is_dir():
-        return Workspace(here, "current directory")
-    return _seeded(user_config_dir(), "user config folder")
+    local = here / "agents"
+    if local.is_dir() or local.is_symlink() or local.exists():
+        # An `agents` here that is a file or a broken link is a mistake to name, not a reason
+        # to fall back silently on another workspace.
+        return _checked(Workspace(here, "current directory"))
+    config = user_config_dir()
+    try:
+        return init_workspace(config, "user config folder")
+    except OSError as error:
+        raise UsageError(
+            f"Cannot create the default workspace {config}: {error.strerror or error}.",
+            hint="Set HOME or XDG_CONFIG_HOME to a folder you can write, or choose a workspace "
+            "with --home DIR (create one with `agent-manager init DIR`).",
+        ) from None
 
 
-def _seeded(root: Path, source: str) -> Workspace:
-    """Use `root`, copying the default specs in if it has no `agents/` yet (never overwriting)."""
+def _existing(root: Path, source: str) -> Workspace:
+    """A workspace the user named: it must exist; a typo must not create a new one."""
+    if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise UsageError(
+            f"The workspace {root} (from {source}) {what}.",
+            hint=f"Check the spelling, or create a new workspace with `agent-manager init {root}`.",
+        )
+    if not (root / "agents").exists() and not (root / "agents").is_symlink():
+        raise UsageError(
+            f"The workspace {root} (from {source}) has no agents/ folder.",
+            hint=f"Create one with the default specs: `agent-manager init {root}`.",
+        )
+    return _checked(Workspace(root.resolve(), source))
+
+
+def _checked(ws: Workspace) -> Workspace:
+    """agents/ and compose/ must be folders (compose/ is created when missing)."""
+    for folder in (ws.agents_dir, ws.compose_dir):
+        if folder.is_symlink() and not folder.exists():
+            raise UsageError(
+                f"{folder} is a link to {os.readlink(folder)}, which does not exist.",
+                hint="Point the link at an existing folder, or remove it.",
+            )
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(
+                f"{folder} is a file, but agent-manager needs a folder there.",
+                hint=f"Rename or remove the file {folder}.",
+            )
+    try:
+        ws.compose_dir.mkdir(exist_ok=True)
+    except OSError as error:
+        raise UsageError(
+            f"Cannot create {ws.compose_dir}: {error.strerror or error}.",
+            hint=f"Check the permissions of {ws.root}.",
+        ) from None
+    return ws
+
+
+def init_workspace(root: Path, source: str = "agent-manager init") -> Workspace:
+    """Create `root` with `agents/` (the default specs, never overwriting) and `compose/`."""
     agents = root / "agents"
     if not agents.is_dir():
         agents.mkdir(parents=True, exist_ok=True)
@@ -153,5 +259,4 @@ def _seeded(root: Path, source: str) -> Workspace:
             target = agents / spec.name
             if not target.exists():
                 shutil.copyfile(spec, target)
-    (root / "compose").mkdir(exist_ok=True)
-    return Workspace(root, source)
+    return _checked(Workspace(root.resolve(), source))
