@@ -149,7 +149,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.stash[_DESELECTED_DOCKER] = len(docker_items)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
     count = config.stash.get(_DESELECTED_DOCKER, 0)
     if count:
         terminalreporter.write_line(DOCKER_TIER_LINE.format(count=count))

@@ -164,6 +164,7 @@ class FakeHub:
 
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 _INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
+_AUTH = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/auth-check$")
 _TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$")
 
 
@@ -203,6 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if match := _RESOLVE.match(path):
             self._resolve(match["repo"], match["rev"], match["path"], token, body)
+        elif match := _AUTH.match(path):
+            self._auth_check(match["repo"], token, body)
         elif match := _TREE.match(path):
             self._tree(match["repo"], match["rev"], match["path"] or "", token, body)
         elif match := _INFO.match(path):
@@ -283,6 +286,26 @@ class _Handler(BaseHTTPRequestHandler):
             entries.append(entry)
         self._json(entries, body)
 
+    def _auth_check(self, repo_id: str, token: str | None, body: bool) -> None:
+        found = self._lookup(repo_id, None, token, body)
+        if found is not None and not self._refused_as_gated(repo_id, found[0], token, body):
+            self._json({}, body)
+
+    def _refused_as_gated(
+        self, repo_id: str, repo: FakeRepo, token: str | None, body: bool, commit: str | None = None
+    ) -> bool:
+        if not repo.gated or token in repo.granted_tokens:
+            return False
+        self._error(
+            403 if token else 401,
+            "GatedRepo",
+            f"Access to model {repo_id} is restricted. You must have access to it and be "
+            "authenticated to access it. Please log in.",
+            body,
+            commit,
+        )
+        return True
+
     def _resolve(
         self, repo_id: str, revision: str, name: str, token: str | None, body: bool
     ) -> None:
@@ -290,16 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             return
         repo, commit = found
-        if repo.gated and token not in repo.granted_tokens:
-            status = 403 if token else 401
-            self._error(
-                status,
-                "GatedRepo",
-                f"Access to model {repo_id} is restricted. You must have access to it and be "
-                "authenticated to access it. Please log in.",
-                body,
-                commit,
-            )
+        if self._refused_as_gated(repo_id, repo, token, body, commit):
             return
         data = repo.commits[commit].get(name)
         if data is None:

@@ -19,13 +19,9 @@ from pydantic import BaseModel
 
 from agent_manager.adapters import hub
 from agent_manager.errors import AgentManagerError, HubError
-from agent_manager.models.cache_state import (
-    CacheState,
-    blob_present,
-    inspect_cache,
-    partial_bytes,
-    snapshot_has,
-)
+from agent_manager.models import cache_layout
+from agent_manager.models.cache_layout import blob_present, file_cached, is_commit, partial_bytes
+from agent_manager.models.cache_state import CacheState, inspect_cache
 from agent_manager.models.selection import select_files
 from agent_manager.spec.agents import Agent
 
@@ -128,7 +124,7 @@ def plan_agent(agent: Agent) -> AgentDownload | _Plan:
     base = AgentDownload(
         agent=agent.name, model=spec.model, revision=spec.revision, status="planned"
     )
-    if hub.is_commit(spec.revision):
+    if is_commit(spec.revision):
         info = inspect_cache(spec.model, spec.revision)
         if info.state is CacheState.COMPLETE:
             return _complete_from_cache(base, info.commit)
@@ -142,7 +138,7 @@ def plan_agent(agent: Agent) -> AgentDownload | _Plan:
     for path in selection.paths:
         entry = sizes[path]
         blob = entry.lfs_sha256 or entry.blob_id
-        cached = snapshot_has(spec.model, listing.commit, path)
+        cached = file_cached(spec.model, listing.commit, path)
         if cached:
             have = entry.size
         elif blob_present(spec.model, blob):
@@ -177,7 +173,7 @@ def plan_agent(agent: Agent) -> AgentDownload | _Plan:
         return _Plan(agent, listing, result)
     try:
         # Before counting its bytes: a gated repo lists its files to anyone.
-        hub.check_access(spec.model, listing.commit, files[0].path)
+        hub.check_access(spec.model)
     except HubError as error:
         return _failed(result, error)
     return _Plan(agent, listing, result)
@@ -230,7 +226,7 @@ def _fetch_agent(plan: _Plan, progress: DownloadProgress) -> None:
         progress.advance(nbytes)
 
     try:
-        hub.record_listing(plan.listing)
+        cache_layout.record_ref(spec.model, spec.revision, plan.listing.commit)
         for file in result.files:
             if file.cached:
                 continue
@@ -241,6 +237,8 @@ def _fetch_agent(plan: _Plan, progress: DownloadProgress) -> None:
             fetched = result.fetched_bytes - before
             result.fetched_files += 1 if fetched else 0
             progress.finish_file(result.agent, file.path, fetched, time.monotonic() - file_started)
+        paths = [f.path for f in result.files]
+        hub.record_listing(spec.model, spec.revision, plan.listing.commit, paths)
     except HubError as error:
         failed = _failed(result, error)
         result.status, result.error, result.hint = failed.status, failed.error, failed.hint
