@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from agent_manager.adapters.http import ChatDelta, Usage, chat_delta, iter_sse_data
@@ -47,26 +48,29 @@ def keyed_server(workspace: Path) -> Iterator[StandinProcess]:
 # --- server-sent events, as the stream arrives -----------------------------------------------
 
 
+def sse_response(chunks: list[bytes]) -> httpx.Response:
+    """A streamed answer whose body arrives in these pieces."""
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=iter(chunks))
+
+
 def test_sse_events_are_read_across_chunk_boundaries_until_done() -> None:
     stream = [
         b'data: {"a"',
         b": 1}\r\n\r\n: keep-alive\n\nda",
         b"ta: 2\n\ndata: [DONE]\n\ndata: 3\n\n",
     ]
-    assert list(iter_sse_data(stream)) == ['{"a": 1}', "2"]
+    assert list(iter_sse_data(sse_response(stream))) == ['{"a": 1}', "2"]
 
 
-def test_sse_multi_line_data_is_joined_and_a_final_event_without_blank_line_counts() -> None:
-    assert list(iter_sse_data([b"data: one\ndata: two\n\nevent: x\ndata: tail"])) == [
-        "one\ntwo",
-        "tail",
-    ]
+def test_sse_multi_line_data_is_joined_and_other_fields_are_ignored() -> None:
+    stream = [b"data: one\ndata: two\n\nevent: x\nid: 3\ndata: three\n\n"]
+    assert list(iter_sse_data(sse_response(stream))) == ["one\ntwo", "three"]
 
 
 def test_sse_utf8_split_inside_a_character_is_decoded_whole() -> None:
     encoded = 'data: {"t": "é"}\n\n'.encode()
     split = encoded.index(b"\xc3") + 1
-    assert list(iter_sse_data([encoded[:split], encoded[split:]])) == ['{"t": "é"}']
+    assert list(iter_sse_data(sse_response([encoded[:split], encoded[split:]]))) == ['{"t": "é"}']
 
 
 def test_usage_chunk_and_finish_reason_are_read() -> None:
