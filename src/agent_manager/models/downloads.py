@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
+from agent_manager import units
 from agent_manager.adapters import hub
 from agent_manager.errors import AgentManagerError, HubError
 from agent_manager.models import cache_layout
@@ -287,9 +288,5 @@ def _no_space(plans: list[_Plan], needed: int, free: int, cache: Path) -> NotEno
 
 
 def format_bytes(count: float) -> str:
-    """Decimal units, like the hub shows file sizes."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(count) < 1000:
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return f"{count:.1f} TB"
+    """File sizes in decimal units, like the hub shows them."""
+    return units.format_bytes(count, decimal=True)

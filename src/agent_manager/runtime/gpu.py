@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from agent_manager.adapters import nvml
 from agent_manager.errors import AgentManagerError
+from agent_manager.units import format_bytes
 
-GIB = 1024**3
 # Where host pids are looked up; tests point it at a fake tree.
 PROC_ROOT = Path("/proc")
 
@@ -149,8 +149,5 @@ def _gpu_info(device: nvml.GpuDevice) -> GpuInfo:
     )
 
 
-def gib(value: int | float | None, digits: int = 1) -> str:
-    """Bytes as GiB for people; "-" when unknown."""
-    if value is None:
-        return "-"
-    return f"{value / GIB:.{digits}f} GiB"
+# Bytes as GiB for people, under the name the runtime and gpu commands use.
+gib = format_bytes
