@@ -31,10 +31,10 @@ class GpuDevice:
     uuid: str | None
     driver_version: str | None
     cuda_driver_version: str | None  # the newest CUDA the driver supports, e.g. "13.0"
-    memory_total: int  # bytes
-    memory_used: int
-    memory_free: int
-    utilization_gpu: int | None  # percent
+    memory_total_bytes: int
+    memory_used_bytes: int
+    memory_free_bytes: int
+    utilization_percent: int | None
     temperature_c: int | None
     power_draw_w: float | None
     power_limit_w: float | None
@@ -136,10 +136,10 @@ class _RealNvml:
                     driver_version=_text(driver),
                     # NVML encodes CUDA 13.0 as 13000.
                     cuda_driver_version=f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None,
-                    memory_total=int(memory.total),
-                    memory_used=int(memory.used),
-                    memory_free=int(memory.free),
-                    utilization_gpu=_int(getattr(utilization, "gpu", None)),
+                    memory_total_bytes=int(memory.total),
+                    memory_used_bytes=int(memory.used),
+                    memory_free_bytes=int(memory.free),
+                    utilization_percent=_int(getattr(utilization, "gpu", None)),
                     temperature_c=_int(
                         opt(nv.nvmlDeviceGetTemperature, handle, nv.NVML_TEMPERATURE_GPU)
                     ),

@@ -110,7 +110,7 @@ def vram_verdict(
     """
     name = "gpu memory"
     gpu = devices[0]  # the compose files reserve one GPU; Docker hands out the first
-    free, total = gpu.memory_free, gpu.memory_total
+    free, total = gpu.memory_free_bytes, gpu.memory_total_bytes
     others = f" (+{len(devices) - 1} more GPU)" if len(devices) > 1 else ""
     found = f"{gpu.name}: {free / GIB:.1f} of {format_bytes(total)} free{others}"
     short = [a for a in agents if free < a.spec.gpu_memory_fraction * total]

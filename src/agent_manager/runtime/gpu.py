@@ -25,24 +25,6 @@ PROC_ROOT = Path("/proc")
 _CONTAINER_ID = re.compile(r"(?:/docker[/-]|/libpod-|/cri-containerd-)([0-9a-f]{64})(?:\.scope)?")
 
 
-class GpuInfo(BaseModel):
-    index: int
-    name: str
-    uuid: str | None
-    driver_version: str | None
-    cuda_driver_version: str | None
-    memory_total_bytes: int
-    memory_used_bytes: int
-    memory_free_bytes: int
-    utilization_percent: int | None
-    temperature_c: int | None
-    power_draw_w: float | None
-    power_limit_w: float | None
-    sm_clock_mhz: int | None
-    memory_clock_mhz: int | None
-    fan_percent: int | None
-
-
 class GpuProcessInfo(BaseModel):
     gpu_index: int
     pid: int
@@ -63,7 +45,7 @@ class GpuProcessInfo(BaseModel):
 class GpuSnapshot(BaseModel):
     """`gpu-stats` output: every GPU and every process holding memory on one."""
 
-    gpus: list[GpuInfo]
+    gpus: list[nvml.GpuDevice]  # NVML's reading as it is: one shape from adapter to --json
     processes: list[GpuProcessInfo]
     notes: list[str] = []
 
@@ -126,27 +108,7 @@ def take_snapshot(
                 agent=agent or None,
             )
         )
-    return GpuSnapshot(gpus=[_gpu_info(device) for device in devices], processes=rows, notes=notes)
-
-
-def _gpu_info(device: nvml.GpuDevice) -> GpuInfo:
-    return GpuInfo(
-        index=device.index,
-        name=device.name,
-        uuid=device.uuid,
-        driver_version=device.driver_version,
-        cuda_driver_version=device.cuda_driver_version,
-        memory_total_bytes=device.memory_total,
-        memory_used_bytes=device.memory_used,
-        memory_free_bytes=device.memory_free,
-        utilization_percent=device.utilization_gpu,
-        temperature_c=device.temperature_c,
-        power_draw_w=device.power_draw_w,
-        power_limit_w=device.power_limit_w,
-        sm_clock_mhz=device.sm_clock_mhz,
-        memory_clock_mhz=device.memory_clock_mhz,
-        fan_percent=device.fan_percent,
-    )
+    return GpuSnapshot(gpus=list(devices), processes=rows, notes=notes)
 
 
 # Bytes as GiB for people, under the name the runtime and gpu commands use.

@@ -359,7 +359,7 @@ class _GpuWatch:
         try:
             nvml = nvml_adapter.get_nvml()
             processes = nvml.processes()
-            used = sum(device.memory_used for device in nvml.devices())
+            used = sum(device.memory_used_bytes for device in nvml.devices())
         except GpuUnavailableError:
             events.message("NVML unavailable: not waiting for GPU memory.")
             return None
@@ -373,7 +373,7 @@ class _GpuWatch:
         while True:
             try:
                 processes = self.nvml.processes()
-                used = sum(device.memory_used for device in self.nvml.devices())
+                used = sum(device.memory_used_bytes for device in self.nvml.devices())
             except GpuUnavailableError:
                 return
             held = [p for p in processes if p.pid in self.pids]
