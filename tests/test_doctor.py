@@ -257,3 +257,16 @@ def test_doctor_fails_a_port_another_program_holds_and_a_broken_spec(
     assert "unknown field 'temprature'" in specs["detail"] and "temperature" in specs["fix"]
     compose = checks["compose files"][0]
     assert compose["status"] == "WARN" and "developer (missing)" in compose["detail"]
+
+
+def test_port_hints_name_the_spec_where_the_workspace_really_is(
+    cli: Cli, workspace: Path, listening: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_nvml.install(monkeypatch)
+    free_ports(workspace)
+    po = workspace / "agents" / "po.yaml"
+    po.write_text(re.sub(r"(?m)^port: \d+$", f"port: {listening}", po.read_text()))
+    result = cli("--home", str(workspace), "doctor", "--json")
+    port = rows(result)[f"port {listening}"][0]
+    # The workspace is under tmp_path, not in the current directory: its full path.
+    assert f"change 'port' in {po}." in port["fix"]

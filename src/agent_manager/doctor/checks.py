@@ -216,7 +216,7 @@ def port_verdict(
         return fail(
             name,
             f"{where} is taken by agent {running_agent}.",
-            f"Give one of them another 'port' in agents/{agent.name}.yaml.",
+            f"Give one of them another 'port' in {agent.path}.",
         )
     if use is PortUse.IN_USE:
         who = f" by {', '.join(holders)}" if holders else ""
@@ -224,7 +224,7 @@ def port_verdict(
             name,
             f"{where} is in use{who}; launching {agent.name} would fail.",
             f"Stop that program (`ss -ltnp 'sport = :{spec.port}'` names it) or change 'port' in "
-            f"agents/{agent.name}.yaml.",
+            f"{agent.path}.",
         )
     if use is PortUse.PRIVILEGED:
         return warn(
@@ -236,7 +236,7 @@ def port_verdict(
     return fail(
         name,
         f"{where}: {spec.bind} is not an address of this machine.",
-        f"Set 'bind' in agents/{agent.name}.yaml to 127.0.0.1 (or 0.0.0.0 for all).",
+        f"Set 'bind' in {agent.path} to 127.0.0.1 (or 0.0.0.0 for all).",
     )
 
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -296,7 +296,8 @@ def _compose_up(
             details=output[-10:],
         )
     if code != 0:
-        failure = diagnose(output, Context(agent=agent.name, exit_code=None, state="not-created"))
+        ctx = Context(agent.name, None, "not-created", spec_path=agent.path)
+        failure = diagnose(output, ctx)
         if failure.kind == "unrecognised":
             failure = Failure(
                 "compose-failed",
@@ -511,9 +512,9 @@ def _fail(agent: Agent, container: AgentContainer, watcher: _LogWatcher) -> None
     lines = watcher.finish(timeout=2.0)
     if not lines:
         lines = docker_adapter.log_lines(container.id)
-    ctx = Context(agent=agent.name, exit_code=container.exit_code, state=container.state)
+    ctx = Context(agent.name, container.exit_code, container.state, spec_path=agent.path)
     failure = diagnose(lines, ctx)
     if failure.kind == "free-memory":
-        ctx = Context(ctx.agent, ctx.exit_code, ctx.state, gpu_holders=gpu_holders())
+        ctx = replace(ctx, gpu_holders=gpu_holders())
         failure = diagnose(lines, ctx)
     raise LaunchFailed(agent.name, failure, container.name)
