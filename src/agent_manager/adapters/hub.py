@@ -1,4 +1,8 @@
-"""The only module that talks to the Hugging Face hub (and imports huggingface_hub).
+"""Calls to the Hugging Face hub, through huggingface_hub's public API only.
+
+The cache on disk (its layout, the resumable blob fetcher) is `models/cache_layout.py`, the one
+other module that imports huggingface_hub; this one asks the hub: listings, file metadata,
+access checks, downloads of single files.
 
 huggingface_hub reads HF_ENDPOINT and HF_HOME once, when it is imported; we resolve both at call
 time (`endpoint()`, `cache_dir()`) and pass them explicitly, so tests and users that

@@ -1,9 +1,11 @@
 """download-models: plan what each agent's model still needs, check the disk, fetch it.
 
 Planning is one hub API call per agent (the commit a revision points at and its file sizes);
-the choice of files is `model_files.select_files`, what is already there comes from the cache
-folder (`model_cache`). Fetching goes through `adapters.hub.fetch_file`, which resumes partial
-files. One agent's failure never stops the others; the report says what happened to each.
+the choice of files is `selection.select_files`, what is already there comes from the cache
+(`cache_layout`). Fetching goes through `adapters.hub.fetch_file`, which resumes partial files
+(and leaves Xet-backed ones to huggingface_hub); once every file is in, huggingface_hub records
+the commit's listing. One agent's failure never stops the others; the report says what
+happened to each.
 """
 
 from __future__ import annotations
