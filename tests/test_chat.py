@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from agent_manager.adapters.http import ChatDelta, Usage, chat_delta, iter_sse_data
-from agent_manager.cli import use_cmd
 from agent_manager.client.chat import ChatOptions, Conversation
 from agent_manager.errors import AgentApiError
 from agent_manager.spec.endpoint import Endpoint
@@ -29,6 +28,22 @@ def point_agent_at(workspace: Path, agent: str, port: int, api_key_env: str | No
     if api_key_env:
         text = re.sub(r"(?m)^# api_key_env: \w+$", f"api_key_env: {api_key_env}", text)
     spec.write_text(text)
+
+
+class Terminal(io.StringIO):
+    """Keyboard input at a terminal: the lines typed, then Ctrl-D (or Ctrl-C at once)."""
+
+    def __init__(self, typed: str = "", ctrl_c: bool = False) -> None:
+        super().__init__(typed)
+        self.ctrl_c = ctrl_c
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self, size: int | None = -1) -> str:
+        if self.ctrl_c:
+            raise KeyboardInterrupt
+        return super().readline(size)
 
 
 @pytest.fixture
@@ -184,16 +199,7 @@ def test_chat_names_the_models_a_server_serves_when_the_agents_is_not_among_them
 def test_chat_loop_answers_each_line_until_ctrl_d(
     cli: Cli, workspace: Path, po_server: StandinProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lines = iter(["first question", "", "second question"])
-
-    def read_line(prompt: str) -> str:
-        try:
-            return next(lines)
-        except StopIteration:
-            raise EOFError from None
-
-    monkeypatch.setattr(use_cmd, "_stdin_is_terminal", lambda: True)
-    monkeypatch.setattr(use_cmd, "_read_line", read_line)
+    monkeypatch.setattr("sys.stdin", Terminal("first question\n\nsecond question\n"))
     result = cli("--home", str(workspace), "chat", "po", "--max-tokens", "4")
     assert result.code == 0, result.stderr
     answers = result.stdout.strip().splitlines()
@@ -204,7 +210,6 @@ def test_chat_loop_answers_each_line_until_ctrl_d(
 def test_a_prompt_piped_on_stdin_is_asked_once(
     cli: Cli, workspace: Path, po_server: StandinProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(use_cmd, "_stdin_is_terminal", lambda: False)
     monkeypatch.setattr("sys.stdin", io.StringIO("first line\nsecond line\n"))
     result = cli("--home", str(workspace), "chat", "po", "--max-tokens", "5")
     assert result.code == 0, result.stderr
@@ -224,11 +229,7 @@ def test_an_empty_stdin_is_a_usage_error(
 def test_ctrl_c_at_the_prompt_leaves_the_conversation_cleanly(
     cli: Cli, workspace: Path, po_server: StandinProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def read_line(prompt: str) -> str:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(use_cmd, "_stdin_is_terminal", lambda: True)
-    monkeypatch.setattr(use_cmd, "_read_line", read_line)
+    monkeypatch.setattr("sys.stdin", Terminal(ctrl_c=True))
     result = cli("--home", str(workspace), "chat", "po")
     assert result.code == 0
     assert result.stdout == ""
