@@ -193,9 +193,9 @@ def test_container_id_of_a_vanished_pid_is_none(proc: Callable[[int, str], None]
 
 @pytest.fixture
 def fresh_adapter() -> Iterator[None]:
-    nvml._initialised_pynvml.cache_clear()
+    nvml.reset()
     yield
-    nvml._initialised_pynvml.cache_clear()
+    nvml.reset()
 
 
 def test_adapter_turns_unsupported_fields_into_none(

@@ -192,8 +192,8 @@ class FakePynvml(SimpleNamespace):
 
 def install_pynvml(monkeypatch: pytest.MonkeyPatch, fake: FakePynvml) -> None:
     """Make `import pynvml` inside the adapter return `fake`. The adapter caches its
-    initialised module: callers clear `nvml._initialised_pynvml` after the test too."""
+    initialised module: callers call `nvml.reset()` after the test too."""
     import sys
 
     monkeypatch.setitem(sys.modules, "pynvml", fake)
-    nvml._initialised_pynvml.cache_clear()
+    nvml.reset()

@@ -63,6 +63,12 @@ def get_nvml() -> Nvml:
     return _RealNvml(_initialised_pynvml())
 
 
+def reset() -> None:
+    """Forget the initialised NVML binding: the next `get_nvml()` imports and initialises it
+    again (a driver installed meanwhile, or a test's stand-in `pynvml`)."""
+    _initialised_pynvml.cache_clear()
+
+
 @cache
 def _initialised_pynvml() -> ModuleType:
     try:
