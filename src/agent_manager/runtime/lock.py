@@ -2,7 +2,7 @@
 
 The kernel drops the lock when the holder exits (even on SIGKILL), so a crashed launch never
 leaves the workspace locked. The holder writes who it is into a side file
-(`.agent-manager.lock.holder`: filelock truncates the lock file itself when it opens it), so a
+(`.agent-manager.lock.holder`: the lock file is filelock's own, and 3.x truncates it on open), so a
 waiting launch can say whom it waits for.
 """
 
