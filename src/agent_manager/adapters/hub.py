@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent_manager import __version__
 from agent_manager.errors import HubError
@@ -128,15 +128,7 @@ def download_file(model: str, revision: str | None, filename: str) -> Path:
     from huggingface_hub import hf_hub_download
 
     with translate_errors(model, revision, filename):
-        path = hf_hub_download(
-            model,
-            filename,
-            revision=revision,
-            cache_dir=cache_dir(),
-            endpoint=endpoint(),
-            library_name="agent-manager",
-            library_version=__version__,
-        )
+        path = hf_hub_download(model, filename, revision=revision, **_download_options())
     return Path(str(path))
 
 
@@ -158,14 +150,7 @@ def record_listing(model: str, revision: str | None, commit: str, paths: list[st
 
     with translate_errors(model, revision):
         snapshot_download(
-            model,
-            revision=revision or commit,
-            cache_dir=cache_dir(),
-            endpoint=endpoint(),
-            allow_patterns=paths,
-            library_name="agent-manager",
-            library_version=__version__,
-            tqdm_class=_silent_tqdm(),
+            model, revision=revision or commit, allow_patterns=paths, **_download_options()
         )
 
 
@@ -178,7 +163,7 @@ def fetch_file(model: str, commit: str, filename: str, on_bytes: OnBytes | None 
     files (the metadata carries `xet_file_data`) are left to `hf_hub_download`, which fetches
     them with Xet's chunk-level transfers and dedup.
     """
-    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.utils import build_hf_headers
 
     if cache_layout.file_cached(model, commit, filename):
@@ -190,16 +175,7 @@ def fetch_file(model: str, commit: str, filename: str, on_bytes: OnBytes | None 
             url, endpoint=base, library_name="agent-manager", library_version=__version__
         )
         if meta.xet_file_data is not None:
-            hf_hub_download(
-                model,
-                filename,
-                revision=commit,
-                cache_dir=cache_dir(),
-                endpoint=base,
-                library_name="agent-manager",
-                library_version=__version__,
-                tqdm_class=_silent_tqdm(),
-            )
+            download_file(model, commit, filename)
             size = meta.size or 0
             if on_bytes is not None:
                 on_bytes(size)
@@ -225,8 +201,9 @@ def fetch_file(model: str, commit: str, filename: str, on_bytes: OnBytes | None 
         )
 
 
-def _silent_tqdm() -> type:
-    """Progress bars off: the CLI draws its own."""
+def _download_options() -> dict[str, Any]:
+    """What every huggingface_hub download gets: our cache and hub, our name, no progress bars
+    (the CLI draws its own)."""
     from huggingface_hub.utils import tqdm
 
     class Silent(tqdm):
@@ -234,7 +211,13 @@ def _silent_tqdm() -> type:
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)
 
-    return Silent
+    return {
+        "cache_dir": cache_dir(),
+        "endpoint": endpoint(),
+        "library_name": "agent-manager",
+        "library_version": __version__,
+        "tqdm_class": Silent,
+    }
 
 
 def _host(url: str) -> str:
