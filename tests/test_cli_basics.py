@@ -71,7 +71,8 @@ def test_help_does_not_import_heavy_libraries():
         "    main(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = ['docker', 'huggingface_hub', 'pynvml', 'requests', 'yaml', 'rich.table']\n"
+        "heavy = ['docker', 'huggingface_hub', 'pynvml', 'requests', 'httpx', 'yaml',"
+        " 'rich.table']\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

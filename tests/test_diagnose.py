@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from agent_manager.runtime.diagnose import Context, diagnose
 from tests.standin.process import standin_command, standin_env
 
-PO = Context(agent="po", exit_code=1, state="exited")
+# A workspace chosen with --home: hints name the spec where it really is.
+PO_SPEC = Path("/srv/team/agents/po.yaml")
+PO = Context(agent="po", exit_code=1, state="exited", spec_path=PO_SPEC)
 
 
 def standin_log(fail: str, *args: str) -> list[str]:
@@ -49,7 +52,7 @@ def test_context_too_long_quotes_the_maximum_vllm_computed() -> None:
     assert failure.kind == "context-too-long"
     assert "at most 16384 tokens fit" in failure.summary
     assert "Set max_context: 16384" in failure.fix
-    assert "agents/po.yaml" in failure.fix
+    assert f"in {PO_SPEC}," in failure.fix
 
 
 def test_context_too_long_matches_the_old_models_s_spelling() -> None:

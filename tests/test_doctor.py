@@ -156,7 +156,10 @@ def test_one_broken_check_does_not_hide_the_others(tmp_path: Path) -> None:
 
 
 @pytest.mark.docker
-def test_doctor_on_this_machine_finds_docker_and_compose(cli: Cli, workspace: Path) -> None:
+def test_doctor_on_a_machine_with_docker_and_no_gpu_finds_docker_and_compose(
+    cli: Cli, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_nvml.install_unavailable(monkeypatch)
     result = cli("--home", str(free_ports(workspace)), "doctor", "--json")
     checks = rows(result)
     assert checks["docker"][0]["status"] == "OK"
@@ -165,13 +168,10 @@ def test_doctor_on_this_machine_finds_docker_and_compose(cli: Cli, workspace: Pa
     )
     assert checks["compose"][0]["status"] == "OK"
     assert "Docker Compose 2." in checks["compose"][0]["detail"]
-    # Without a GPU (this machine) NVML fails and says what to install; with one it reads it.
-    nvml_check = checks["nvml"][0]
-    if nvml_check["status"] == "FAIL":
-        assert "Install the NVIDIA driver" in nvml_check["fix"]
-        assert checks["nvidia driver"][0]["status"] == "WARN"
-    statuses = [c["status"] for group in checks.values() for c in group]
-    assert result.code == (1 if "FAIL" in statuses else 0)
+    assert checks["nvml"][0]["status"] == "FAIL"
+    assert "Install the NVIDIA driver" in checks["nvml"][0]["fix"]
+    assert checks["nvidia driver"][0]["status"] == "WARN"
+    assert result.code == 1, "a FAIL line (nvml) makes doctor exit 1"
     assert "Traceback" not in result.stderr
 
 
@@ -257,3 +257,16 @@ def test_doctor_fails_a_port_another_program_holds_and_a_broken_spec(
     assert "unknown field 'temprature'" in specs["detail"] and "temperature" in specs["fix"]
     compose = checks["compose files"][0]
     assert compose["status"] == "WARN" and "developer (missing)" in compose["detail"]
+
+
+def test_port_hints_name_the_spec_where_the_workspace_really_is(
+    cli: Cli, workspace: Path, listening: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_nvml.install(monkeypatch)
+    free_ports(workspace)
+    po = workspace / "agents" / "po.yaml"
+    po.write_text(re.sub(r"(?m)^port: \d+$", f"port: {listening}", po.read_text()))
+    result = cli("--home", str(workspace), "doctor", "--json")
+    port = rows(result)[f"port {listening}"][0]
+    # The workspace is under tmp_path, not in the current directory: its full path.
+    assert f"change 'port' in {po}." in port["fix"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent_manager.adapters import hub as hub_adapter
-from agent_manager.models import downloads
+from agent_manager.models import cache_layout, downloads
 from agent_manager.models.cache_layout import hub_cache
 from agent_manager.models.cache_state import CacheState, inspect_cache
 from tests.fakes.fake_hub import FakeHub
@@ -84,7 +84,7 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     # huggingface_hub reads this at import; with telemetry on it asks {ENDPOINT}/api/agent-
     # harnesses (the real hub if it was imported before HF_ENDPOINT was set).
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    monkeypatch.setattr(hub_adapter, "RETRY_DELAY_S", 0.0)
+    monkeypatch.setattr(cache_layout, "RETRY_DELAY_S", 0.0)
     with FakeHub() as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         yield hub
@@ -240,15 +240,33 @@ def test_ctrl_c_keeps_the_partial_file_and_the_next_run_resumes_it(cli, fake_hub
     fake_hub.add_repo("org/typical", TYPICAL_REPO)
     make_workspace(home, {"dev": "org/typical"})
     written = 0
+    progress_for = download_view.progress_for
 
-    def interrupt_midway(self: object, nbytes: int) -> None:
-        nonlocal written
-        written += nbytes
-        if written > 120 * KB:
-            raise KeyboardInterrupt
+    class CtrlCMidway:
+        """The CLI's own progress display, with a Ctrl-C once 120 kB have arrived."""
+
+        def __init__(self, quiet: bool) -> None:
+            self.shown = progress_for(quiet)
+
+        def __enter__(self) -> CtrlCMidway:
+            self.shown.__enter__()
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.shown.__exit__(*exc)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.shown, name)
+
+        def advance(self, nbytes: int) -> None:
+            nonlocal written
+            written += nbytes
+            if written > 120 * KB:
+                raise KeyboardInterrupt
+            self.shown.advance(nbytes)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(download_view._PlainProgress, "advance", interrupt_midway)
+        patch.setattr(download_view, "progress_for", CtrlCMidway)
         first = cli("--home", str(home), "download-models")
 
     assert first.code == 130
@@ -508,18 +526,37 @@ def test_repo_files_and_download_file_serve_the_planner(fake_hub):
 def test_a_dropped_connection_is_resumed_in_the_same_run(cli, fake_hub, home):
     fake_hub.add_repo("org/small", small_repo(b"s"))
     make_workspace(home, {"po": "org/small"})
-    fake_hub.cut_after(10 * KB)
-    original = fake_hub._take_budget
-
-    def heal_after_the_cut(wanted: int) -> int:
-        allowed = original(wanted)
-        if fake_hub.down:
-            fake_hub.heal()  # the retry finds the hub back
-        return allowed
-
-    fake_hub._take_budget = heal_after_the_cut  # type: ignore[method-assign]
+    fake_hub.cut_after(10 * KB, then_down=False)  # the retry finds the hub back
 
     result = cli("--home", str(home), "download-models")
 
     assert result.code == 0, result.output
     assert fake_hub.bytes_served == sum(len(v) for v in small_repo(b"s").values())
+
+
+def test_xet_backed_files_are_left_to_huggingface_hub(cli, fake_hub, home, monkeypatch):
+    """Xet storage moves chunks, not files: huggingface_hub's own download does that, so a file
+    whose metadata names a Xet hash never goes through the resumable fetcher."""
+    import huggingface_hub
+
+    files = small_repo(b"x")
+    commit = fake_hub.add_repo("org/xet", files, xet=True)
+    make_workspace(home, {"po": "org/xet"})
+    asked: list[str] = []
+
+    def hf_hub_download(repo_id: str, filename: str, *, revision: str, **options: object) -> str:
+        asked.append(filename)
+        path = snapshot(repo_id, revision) / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(files[filename])  # what a Xet transfer would leave
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+
+    result = cli("--home", str(home), "download-models")
+
+    assert result.code == 0, result.output
+    assert asked == ["model.safetensors"]
+    assert fake_hub.bytes_served == sum(len(v) for k, v in files.items() if k != asked[0])
+    assert inspect_cache("org/xet", None).state is CacheState.COMPLETE
+    assert (snapshot("org/xet", commit) / "model.safetensors").read_bytes() == files[asked[0]]

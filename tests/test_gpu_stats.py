@@ -193,9 +193,9 @@ def test_container_id_of_a_vanished_pid_is_none(proc: Callable[[int, str], None]
 
 @pytest.fixture
 def fresh_adapter() -> Iterator[None]:
-    nvml._initialised_pynvml.cache_clear()
+    nvml.reset()
     yield
-    nvml._initialised_pynvml.cache_clear()
+    nvml.reset()
 
 
 def test_adapter_turns_unsupported_fields_into_none(
@@ -209,7 +209,7 @@ def test_adapter_turns_unsupported_fields_into_none(
     assert card.fan_percent is None and card.power_draw_w is None
     assert card.power_limit_w == 320.0 and card.temperature_c == 55
     assert card.cuda_driver_version == "13.0" and card.driver_version == "580.95.05"
-    assert (card.memory_total, card.memory_free) == (16 * 1024**3, 14 * 1024**3)
+    assert (card.memory_total_bytes, card.memory_free_bytes) == (16 * 1024**3, 14 * 1024**3)
 
 
 def test_adapter_counts_a_compute_and_graphics_process_once(

@@ -21,7 +21,7 @@ from agent_manager.errors import LaunchError
 from agent_manager.runtime import launch as launch_module
 from agent_manager.runtime.agents import parse_docker_time, parse_since
 from agent_manager.runtime.launch import LaunchEvents, LaunchFailed, LaunchOptions, launch
-from agent_manager.runtime.lock import workspace_lock
+from agent_manager.runtime.lock import holder_path, workspace_lock
 from agent_manager.runtime.phases import phase_of
 from agent_manager.runtime.ports import PortUse, port_use
 from agent_manager.spec.workspace import resolve_workspace
@@ -264,7 +264,7 @@ def test_lock_is_taken_once_the_holder_ends(tmp_path: Path) -> None:
     assert ready.wait(10)
     start = time.monotonic()
     with workspace_lock(lock, agent="po", command="launch po", timeout=10):
-        assert json.loads(lock.read_text())["agent"] == "po"
+        assert json.loads(holder_path(lock).read_text())["agent"] == "po"
     assert time.monotonic() - start < 5
     holder.join(10)
 

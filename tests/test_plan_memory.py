@@ -219,14 +219,14 @@ def test_the_nvml_adapter_reads_the_drivers_reserve_from_v2(
     try:
         (gpu,) = nvml.get_nvml().devices()
     finally:
-        nvml._initialised_pynvml.cache_clear()
-    assert (gpu.memory_total, gpu.memory_reserved) == (16 * GIB, 400 * MIB)
+        nvml.reset()
+    assert (gpu.memory_total_bytes, gpu.memory_reserved_bytes) == (16 * GIB, 400 * MIB)
 
 
 def test_the_budget_is_a_fraction_of_cudas_total_not_nvmls(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    fake_nvml.install(monkeypatch, Scenario([device(memory_reserved=400 * MIB)]))
+    fake_nvml.install(monkeypatch, Scenario([device(memory_reserved_bytes=400 * MIB)]))
     target = gpu_target_from_nvml()
     assert target.total_bytes == 16 * GIB - 400 * MIB and target.total_exact
     assert target.device_total_bytes == 16 * GIB  # what vLLM picks its batch defaults from

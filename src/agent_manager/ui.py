@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,28 @@ def hint(text: str) -> None:
 
 def warn(text: str) -> None:
     err().print(f"[yellow]Warning:[/yellow] {_escape(text)}")
+
+
+def error(
+    message: str,
+    hint: str | None = None,
+    *,
+    details: Sequence[str] = (),
+    hint_label: str = "Hint",
+    log_lines: Sequence[str] = (),
+) -> None:
+    """The one way a failure is shown: what went wrong, its details, what to do, and the log
+    lines that show it (verbatim: markup never read in them)."""
+    console = err()
+    console.print(f"[bold red]Error:[/bold red] {_escape(message)}")
+    for line in details:
+        console.print(f"  {line}", markup=False, highlight=False)
+    if hint:
+        console.print(f"[bold]{hint_label}:[/bold] {_escape(hint)}")
+    if log_lines:
+        console.print("[bold]Log lines:[/bold]")
+        for line in log_lines:
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def success(text: str) -> None:

@@ -41,6 +41,7 @@ class FakeRepo:
     refs: dict[str, str] = field(default_factory=dict)
     gated: bool = False
     granted_tokens: set[str] = field(default_factory=set)
+    xet: bool = False  # LFS files announce Xet storage (X-Xet-Hash), as Xet-backed repos do
 
     def resolve(self, revision: str) -> str | None:
         if revision in self.refs:
@@ -57,6 +58,7 @@ class FakeHub:
         self.bytes_served = 0
         self.requests: list[tuple[str, str]] = []
         self._cut_budget: int | None = None
+        self._down_after_cut = True
         self.down = False
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -73,10 +75,12 @@ class FakeHub:
         ref: str = "main",
         gated: bool = False,
         granted_tokens: set[str] | None = None,
+        xet: bool = False,
     ) -> str:
         """Add (or add a commit to) a repo; `ref` then points at it. Returns the commit id."""
         repo = self.repos.setdefault(repo_id, FakeRepo())
         repo.gated = repo.gated or gated
+        repo.xet = repo.xet or xet
         repo.granted_tokens |= granted_tokens or set()
         digest = hashlib.sha1(repo_id.encode())
         for path in sorted(files):
@@ -86,10 +90,12 @@ class FakeHub:
         repo.refs[ref] = commit
         return commit
 
-    def cut_after(self, nbytes: int) -> None:
-        """Drop the connection after `nbytes` more file bytes, then answer 503 until heal()."""
+    def cut_after(self, nbytes: int, *, then_down: bool = True) -> None:
+        """Drop the connection after `nbytes` more file bytes, then answer 503 until heal()
+        (or, with `then_down=False`, a dropped connection only: the next request is served)."""
         with self._lock:
             self._cut_budget = nbytes
+            self._down_after_cut = then_down
 
     def heal(self) -> None:
         with self._lock:
@@ -154,7 +160,8 @@ class FakeHub:
             allowed = min(wanted, self._cut_budget)
             self._cut_budget -= allowed
             if self._cut_budget <= 0 and allowed < wanted:
-                self.down = True
+                self.down = self._down_after_cut
+                self._cut_budget = None if not self._down_after_cut else self._cut_budget
             return allowed
 
     def _count(self, nbytes: int) -> None:
@@ -164,6 +171,7 @@ class FakeHub:
 
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 _INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
+_AUTH = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/auth-check$")
 _TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$")
 
 
@@ -203,6 +211,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if match := _RESOLVE.match(path):
             self._resolve(match["repo"], match["rev"], match["path"], token, body)
+        elif match := _AUTH.match(path):
+            self._auth_check(match["repo"], token, body)
         elif match := _TREE.match(path):
             self._tree(match["repo"], match["rev"], match["path"] or "", token, body)
         elif match := _INFO.match(path):
@@ -283,6 +293,26 @@ class _Handler(BaseHTTPRequestHandler):
             entries.append(entry)
         self._json(entries, body)
 
+    def _auth_check(self, repo_id: str, token: str | None, body: bool) -> None:
+        found = self._lookup(repo_id, None, token, body)
+        if found is not None and not self._refused_as_gated(repo_id, found[0], token, body):
+            self._json({}, body)
+
+    def _refused_as_gated(
+        self, repo_id: str, repo: FakeRepo, token: str | None, body: bool, commit: str | None = None
+    ) -> bool:
+        if not repo.gated or token in repo.granted_tokens:
+            return False
+        self._error(
+            403 if token else 401,
+            "GatedRepo",
+            f"Access to model {repo_id} is restricted. You must have access to it and be "
+            "authenticated to access it. Please log in.",
+            body,
+            commit,
+        )
+        return True
+
     def _resolve(
         self, repo_id: str, revision: str, name: str, token: str | None, body: bool
     ) -> None:
@@ -290,16 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             return
         repo, commit = found
-        if repo.gated and token not in repo.granted_tokens:
-            status = 403 if token else 401
-            self._error(
-                status,
-                "GatedRepo",
-                f"Access to model {repo_id} is restricted. You must have access to it and be "
-                "authenticated to access it. Please log in.",
-                body,
-                commit,
-            )
+        if self._refused_as_gated(repo_id, repo, token, body, commit):
             return
         data = repo.commits[commit].get(name)
         if data is None:
@@ -318,6 +339,9 @@ class _Handler(BaseHTTPRequestHandler):
         if is_lfs(name):
             self.send_header("X-Linked-Etag", f'"{etag}"')
             self.send_header("X-Linked-Size", str(len(data)))
+            if repo.xet:
+                self.send_header("X-Xet-Hash", etag)
+                self.send_header("X-Xet-Refresh-Route", f"/api/models/{repo_id}/xet-read-token")
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(len(payload)))
         if status == 206:

@@ -36,10 +36,10 @@ def device(
         uuid=f"GPU-0000000{index}-fake",
         driver_version="580.95.05",
         cuda_driver_version="13.0",
-        memory_total=total,
-        memory_used=used,
-        memory_free=total - used,
-        utilization_gpu=37,
+        memory_total_bytes=total,
+        memory_used_bytes=used,
+        memory_free_bytes=total - used,
+        utilization_percent=37,
         temperature_c=61,
         power_draw_w=182.5,
         power_limit_w=320.0,
@@ -192,8 +192,8 @@ class FakePynvml(SimpleNamespace):
 
 def install_pynvml(monkeypatch: pytest.MonkeyPatch, fake: FakePynvml) -> None:
     """Make `import pynvml` inside the adapter return `fake`. The adapter caches its
-    initialised module: callers clear `nvml._initialised_pynvml` after the test too."""
+    initialised module: callers call `nvml.reset()` after the test too."""
     import sys
 
     monkeypatch.setitem(sys.modules, "pynvml", fake)
-    nvml._initialised_pynvml.cache_clear()
+    nvml.reset()

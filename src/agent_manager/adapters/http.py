@@ -1,18 +1,22 @@
 """OpenAI-compatible HTTP calls to a served agent: /health, /v1/models, /metrics, chat.
 
-`requests` is imported inside the functions: it is slow to import and most commands never
-talk HTTP.
+One pooled `httpx` client serves every call; `httpx-sse` reads streamed answers token by token.
+Both are imported inside the functions: slow to import, and most commands never talk HTTP.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_manager.errors import AgentApiError
+
+if TYPE_CHECKING:
+    import httpx
 
 # vLLM binds its socket before the engine loads but only listens once ready; through Docker's
 # port publishing the host may instead see a reset or an empty reply. All mean "not yet".
@@ -39,59 +43,54 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
 
 
 def probe_health(url: str, timeout: float = 1.0) -> Probe:
-    import requests
+    import httpx
 
     try:
-        response = requests.get(f"{url}/health", timeout=timeout)
-    except requests.RequestException as error:
+        response = _client().get(f"{url}/health", timeout=timeout)
+    except httpx.HTTPError as error:
         return Probe(False, None, type(error).__name__)
     return Probe(response.status_code == 200, response.status_code)
 
 
 def served_models(url: str, api_key: str | None = None, timeout: float = 2.0) -> list[str] | None:
     """The ids /v1/models lists, or None when it did not answer with a model list."""
-    import requests
+    import httpx
 
     try:
-        response = requests.get(f"{url}/v1/models", headers=auth_headers(api_key), timeout=timeout)
+        response = _client().get(f"{url}/v1/models", headers=auth_headers(api_key), timeout=timeout)
         if response.status_code != 200:
             return None
         data: dict[str, Any] = response.json()
-    except (requests.RequestException, ValueError):
+    except (httpx.HTTPError, ValueError):
         return None
     return [str(card.get("id")) for card in data.get("data", []) if isinstance(card, dict)]
 
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
-
-
 def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus text → {name: value}, summing samples of the same name across labels.
+    """Prometheus text → {sample name: value}, summing samples of one name across labels.
 
     Enough for vLLM's gauges and counters (`vllm:num_requests_running`, `..._total`); histogram
-    buckets are summed too and are not meant to be read from here.
+    buckets are summed too and are not meant to be read from here. A malformed exposition
+    yields what was read before it.
     """
+    from prometheus_client.parser import text_string_to_metric_families
+
     values: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        if not match:
-            continue
-        try:
-            number = float(match.group(3))
-        except ValueError:
-            continue
-        values[match.group(1)] = values.get(match.group(1), 0.0) + number
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                values[sample.name] = values.get(sample.name, 0.0) + float(sample.value)
+    except ValueError:
+        pass
     return values
 
 
 def fetch_metrics(url: str, timeout: float = 2.0) -> dict[str, float] | None:
-    import requests
+    import httpx
 
     try:
-        response = requests.get(f"{url}/metrics", timeout=timeout)
-    except requests.RequestException:
+        response = _client().get(f"{url}/metrics", timeout=timeout)
+    except httpx.HTTPError:
         return None
     if response.status_code != 200:
         return None
@@ -132,35 +131,16 @@ class ChatAnswer:
     usage: Usage | None
 
 
-def iter_sse_data(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Server-sent events → the `data` of each event, in order, until `[DONE]`.
+def iter_sse_data(response: httpx.Response) -> Iterator[str]:
+    """The `data` of each server-sent event of a streamed answer, as it arrives, until
+    `[DONE]` (httpx yields bytes as they come off the socket; httpx-sse parses the events)."""
+    from httpx_sse import EventSource
 
-    Chunks may split lines anywhere (even inside a UTF-8 character); several `data:` lines of
-    one event are joined with newlines; comments (`:`) and other fields are ignored.
-    """
-    buffer = b""
-    data: list[str] = []
-    for chunk in chunks:
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for raw in lines:
-            line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
-            if line == "":
-                if data:
-                    payload = "\n".join(data)
-                    data = []
-                    if payload == "[DONE]":
-                        return
-                    yield payload
-                continue
-            if line.startswith("data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(" ") else value)
-    tail = buffer.rstrip(b"\r").decode("utf-8", errors="replace")
-    if tail.startswith("data:"):
-        data.append(tail[5:].lstrip(" "))
-    if data and "\n".join(data) != "[DONE]":
-        yield "\n".join(data)
+    for event in EventSource(response).iter_sse():
+        if event.data == "[DONE]":
+            return
+        if event.data:
+            yield event.data
 
 
 def chat_delta(event: dict[str, Any]) -> ChatDelta:
@@ -185,85 +165,84 @@ def stream_chat(
     Asks for the usage chunk (`stream_options.include_usage`) so token counts come from the
     server, not from counting chunks.
     """
-    import requests
+    import httpx
+    from httpx_sse import SSEError
 
     payload = {**body, "stream": True, "stream_options": {"include_usage": True}}
-    response = _post(url, "/v1/chat/completions", payload, api_key, read_timeout, stream=True)
-    try:
-        for data in iter_sse_data(_raw_chunks(response)):
-            try:
-                event = json.loads(data)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                yield chat_delta(event)
-    except requests.RequestException as error:
-        raise AgentApiError(
-            f"The connection to {url} broke during the answer ({type(error).__name__})."
-        ) from None
-    finally:
-        response.close()
+    with _chat_request(url, payload, api_key, read_timeout) as response:
+        try:
+            for data in iter_sse_data(response):
+                try:
+                    event = json.loads(data)
+                except ValueError:
+                    continue
+                if isinstance(event, dict):
+                    yield chat_delta(event)
+        except SSEError:
+            raise AgentApiError(f"{url} answered with something that is not a stream.") from None
+        except httpx.HTTPError as error:
+            raise AgentApiError(
+                f"The connection to {url} broke during the answer ({type(error).__name__})."
+            ) from None
 
 
 def complete_chat(
     url: str, body: dict[str, Any], api_key: str | None = None, read_timeout: float = READ_TIMEOUT
 ) -> ChatAnswer:
     """POST /v1/chat/completions without streaming: the whole answer at once."""
-    response = _post(url, "/v1/chat/completions", {**body, "stream": False}, api_key, read_timeout)
-    try:
-        data = response.json()
-        choice = data["choices"][0]
-        text = str((choice.get("message") or {}).get("content") or "")
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        raise AgentApiError(
-            f"{url} answered with something that is not a chat completion."
-        ) from None
+    import httpx
+
+    with _chat_request(url, {**body, "stream": False}, api_key, read_timeout) as response:
+        try:
+            data = json.loads(response.read())
+            choice = data["choices"][0]
+            text = str((choice.get("message") or {}).get("content") or "")
+        except httpx.HTTPError as error:
+            raise AgentApiError(
+                f"The connection to {url} broke during the answer ({type(error).__name__})."
+            ) from None
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            raise AgentApiError(
+                f"{url} answered with something that is not a chat completion."
+            ) from None
     return ChatAnswer(text, choice.get("finish_reason"), _usage(data.get("usage")))
 
 
-def _post(
-    url: str,
-    path: str,
-    payload: dict[str, Any],
-    api_key: str | None,
-    read_timeout: float,
-    stream: bool = False,
-) -> Any:
-    import requests
+@contextmanager
+def _chat_request(
+    url: str, payload: dict[str, Any], api_key: str | None, read_timeout: float
+) -> Iterator[httpx.Response]:
+    """POST /v1/chat/completions; the open response when it is 200, else AgentApiError."""
+    import httpx
 
+    path = "/v1/chat/completions"
+    timeout = httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT)
     try:
-        response = requests.post(
-            f"{url}{path}",
-            json=payload,
-            headers=auth_headers(api_key),
-            timeout=(CONNECT_TIMEOUT, read_timeout),
-            stream=stream,
-        )
-    except requests.RequestException as error:
+        with _client().stream(
+            "POST", f"{url}{path}", json=payload, headers=auth_headers(api_key), timeout=timeout
+        ) as response:
+            if response.status_code != 200:
+                body = response.read()
+                try:
+                    message = _error_text(json.loads(body))
+                except ValueError:
+                    message = body.decode(errors="replace").strip()[:300] or response.reason_phrase
+                raise AgentApiError(
+                    f"{url}{path} answered HTTP {response.status_code}: {message}",
+                    status=response.status_code,
+                    server_message=message,
+                )
+            yield response
+    except (httpx.ConnectError, httpx.ConnectTimeout) as error:
         raise AgentApiError(f"Nothing answered at {url} ({type(error).__name__}).") from None
-    if response.status_code != 200:
-        try:
-            message = _error_text(response.json())
-        except ValueError:
-            message = response.text.strip()[:300] or response.reason
-        response.close()
-        raise AgentApiError(
-            f"{url}{path} answered HTTP {response.status_code}: {message}",
-            status=response.status_code,
-            server_message=message,
-        )
-    return response
 
 
-def _raw_chunks(response: Any) -> Iterator[bytes]:
-    # `iter_content`/`iter_lines` wait for a full chunk_size of bytes before yielding; read1
-    # returns whatever arrived, so every token is seen the moment it is sent.
-    raw = response.raw
-    while True:
-        chunk = raw.read1(65536)
-        if not chunk:
-            return
-        yield chunk
+@functools.cache
+def _client() -> httpx.Client:
+    """One pooled client for the process (thread-safe; building one costs an SSL context)."""
+    import httpx
+
+    return httpx.Client()
 
 
 def _error_text(data: Any) -> str:

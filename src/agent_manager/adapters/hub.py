@@ -1,4 +1,8 @@
-"""The only module that talks to the Hugging Face hub (and imports huggingface_hub).
+"""Calls to the Hugging Face hub, through huggingface_hub's public API only.
+
+The cache on disk (its layout, the resumable blob fetcher) is `models/cache_layout.py`, the one
+other module that imports huggingface_hub; this one asks the hub: listings, file metadata,
+access checks, downloads of single files.
 
 huggingface_hub reads HF_ENDPOINT and HF_HOME once, when it is imported; we resolve both at call
 time (`endpoint()`, `cache_dir()`) and pass them explicitly, so tests and users that
@@ -11,33 +15,22 @@ says what to do; callers add the agent name.
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent_manager import __version__
 from agent_manager.errors import HubError
-from agent_manager.models.cache_layout import hub_cache, repo_folder
+from agent_manager.models import cache_layout
+from agent_manager.models.cache_layout import OnBytes, is_commit
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-DEFAULT_REVISION = "main"
-TREE_FORMAT_VERSION = 1  # huggingface_hub 2.x `trees/<commit>.json` listing format
-# A dropped connection is retried at once while bytes keep coming; this many drops in a row
-# without progress end the download (the partial file stays for the next run).
-MAX_STALLED_RETRIES = 3
-RETRY_DELAY_S = 1.0
-# Answers the hub gives when busy (rate limit, overload): worth a retry, like a drop.
-TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 DEFAULT_TIMEOUT_S = 10.0
 
 
@@ -104,13 +97,9 @@ def endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
-def is_commit(revision: str | None) -> bool:
-    return revision is not None and bool(_COMMIT.match(revision))
-
-
 def cache_dir() -> Path:
-    """Where downloads go: `$HF_HOME/hub`, the cache the containers mount (see hf_cache)."""
-    return hub_cache()
+    """Where downloads go: `$HF_HOME/hub`, the cache the containers mount (see cache_layout)."""
+    return cache_layout.hub_cache()
 
 
 def has_token() -> bool:
@@ -157,23 +146,15 @@ def download_file(model: str, revision: str | None, filename: str) -> Path:
     from huggingface_hub import hf_hub_download
 
     with translate_errors(model, revision, filename):
-        path = hf_hub_download(
-            model,
-            filename,
-            revision=revision,
-            cache_dir=cache_dir(),
-            endpoint=endpoint(),
-            etag_timeout=request_timeout(),
-            library_name="agent-manager",
-            library_version=__version__,
-        )
+        path = hf_hub_download(model, filename, revision=revision, **_download_options())
     return Path(str(path))
 
 
 def check_access(model: str, commit: str, filename: str) -> None:
-    """One HEAD request: can this token download files of the repo? (Gated repos list their
-    files to anyone but refuse the downloads.)"""
-    from huggingface_hub.file_download import get_hf_file_metadata, hf_hub_url
+    """Can this token download files of the repo? (Gated repos list their files to anyone but
+    refuse the downloads.) One HEAD request for a file of the commit: unlike `HfApi.auth_check`,
+    it takes a timeout, so a hub that stops answering cannot hang the dry run."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     base = endpoint()
     with translate_errors(model, commit, filename):
@@ -186,47 +167,34 @@ def check_access(model: str, commit: str, filename: str) -> None:
         )
 
 
-def record_listing(listing: RepoListing) -> None:
-    """Store the listing where huggingface_hub 2.x keeps it (`trees/<commit>.json`) and point
-    `refs/<revision>` at the commit, so the cache says offline what this revision holds."""
-    folder = repo_folder(listing.model)
-    tree = folder / "trees" / f"{listing.commit}.json"
-    entries: dict[str, dict[str, object]] = {}
-    for file in listing.files:
-        entry: dict[str, object] = {"size": file.size, "blob_id": file.blob_id or ""}
-        if file.lfs_sha256 is not None:
-            entry["lfs_sha256"] = file.lfs_sha256
-            entry["lfs_size"] = file.size
-        entries[file.path] = entry
-    data = {"format_version": TREE_FORMAT_VERSION, "files": dict(sorted(entries.items()))}
-    if not tree.is_file():
-        _write_atomic(tree, json.dumps(data, indent=1))
-    ref_name = listing.revision or DEFAULT_REVISION
-    if not is_commit(ref_name):
-        ref = folder / "refs" / ref_name
-        if not ref.is_file() or ref.read_text(encoding="utf-8").strip() != listing.commit:
-            # huggingface_hub writes the bare commit id, no newline.
-            _write_atomic(ref, listing.commit)
+def record_listing(model: str, revision: str | None, commit: str, paths: list[str]) -> None:
+    """Have huggingface_hub record the commit's listing (`trees/<commit>.json`) and the ref,
+    the way its own downloads do, so the cache says offline what this revision holds.
+
+    Run once every file is in place: `snapshot_download` then finds each one in the snapshot
+    and fetches nothing (anything still missing it fetches itself).
+    """
+    from huggingface_hub import snapshot_download
+
+    with translate_errors(model, revision):
+        snapshot_download(
+            model, revision=revision or commit, allow_patterns=paths, **_download_options()
+        )
 
 
-def fetch_file(
-    model: str, commit: str, filename: str, on_bytes: Callable[[int], None] | None = None
-) -> int:
+def fetch_file(model: str, commit: str, filename: str, on_bytes: OnBytes | None = None) -> int:
     """Put one file of `commit` into the hub cache and return the bytes fetched.
 
     huggingface_hub 2.4 downloads into a process-unique temporary file that it deletes when a
     download fails, and buffers 10 MB before writing, so an interrupted multi-GB shard would
-    start over. We keep the partial blob as `blobs/<etag>.incomplete` (the name huggingface_hub
-    itself used for resumable downloads), write every chunk as it arrives and continue with an
-    HTTP Range request; the finished blob and its snapshot link are what `hf_hub_download`
-    makes (same metadata call, same etag-named blob, same relative symlink).
+    start over: plain files go through `cache_layout.fetch_blob`, which resumes them. Xet-backed
+    files (the metadata carries `xet_file_data`) are left to `hf_hub_download`, which fetches
+    them with Xet's chunk-level transfers and dedup.
     """
-    from huggingface_hub.file_download import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.utils import WeakFileLock, build_hf_headers
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.utils import build_hf_headers
 
-    folder = repo_folder(model)
-    pointer = folder / "snapshots" / commit / filename
-    if pointer.exists():
+    if cache_layout.file_cached(model, commit, filename):
         return 0
     base = endpoint()
     with translate_errors(model, commit, filename):
@@ -238,145 +206,57 @@ def fetch_file(
             library_name="agent-manager",
             library_version=__version__,
         )
+        if meta.xet_file_data is not None:
+            download_file(model, commit, filename)
+            size = meta.size or 0
+            if on_bytes is not None:
+                on_bytes(size)
+            return size
         if not meta.etag or not meta.commit_hash:
             raise HubError(
                 f"The hub at {base} sent no ETag or commit id for {model}/{filename}.",
                 hint="Check HF_ENDPOINT: it must point at a Hugging Face hub (or a mirror).",
             )
-        blob = folder / "blobs" / meta.etag
-        fetched = 0
-        if not blob.exists():
-            lock = cache_dir() / ".locks" / folder.name / f"{meta.etag}.lock"
-            lock.parent.mkdir(parents=True, exist_ok=True)
-            blob.parent.mkdir(parents=True, exist_ok=True)
-            with WeakFileLock(str(lock)):
-                if not blob.exists():
-                    headers = build_hf_headers(
-                        library_name="agent-manager", library_version=__version__
-                    )
-                    if _host(meta.location) != _host(url):
-                        # A signed CDN URL: the token must not travel there.
-                        headers.pop("authorization", None)
-                    fetched = _fetch_blob(meta.location, blob, meta.size, headers, on_bytes)
-        _link(blob, pointer)
-    return fetched
+        headers = build_hf_headers(library_name="agent-manager", library_version=__version__)
+        if _host(meta.location) != _host(url):
+            # A signed CDN URL: the token must not travel there.
+            headers.pop("authorization", None)
+        return cache_layout.fetch_blob(
+            model,
+            commit,
+            filename,
+            etag=meta.etag,
+            location=meta.location,
+            size=meta.size,
+            headers=headers,
+            on_bytes=on_bytes,
+        )
 
 
-def _fetch_blob(
-    location: str,
-    blob: Path,
-    size: int | None,
-    headers: dict[str, str],
-    on_bytes: Callable[[int], None] | None,
-) -> int:
-    """Continue `blobs/<etag>.incomplete` from where it stopped; rename it to the blob when whole.
+def _download_options() -> dict[str, Any]:
+    """What every huggingface_hub download gets: our cache and hub, our name, no progress bars
+    (the CLI draws its own)."""
+    from huggingface_hub.utils import tqdm
 
-    A dropped connection or a busy hub (429/5xx) is retried with Range while it keeps making
-    progress; after MAX_STALLED_RETRIES failures in a row the error goes up and the partial
-    file stays for the next run.
-    """
-    partial = blob.with_name(blob.name + ".incomplete")
-    fetched = 0
-    failures = 0
-    while True:
-        have = partial.stat().st_size if partial.exists() else 0
-        if size is not None and have > size:
-            partial.unlink()
-            have = 0
-        if size is not None and have == size:
-            break
-        try:
-            got = _stream_into(location, partial, have, headers, on_bytes)
-        except _Dropped as drop:
-            fetched += drop.received
-            failures = 0 if drop.received else failures + 1
-            if failures >= MAX_STALLED_RETRIES:
-                raise drop.error from None
-            time.sleep(RETRY_DELAY_S * max(failures, 1))
-            continue
-        fetched += got
-        if size is None:
-            break
-    if size is not None and partial.stat().st_size != size:
-        raise HubError(f"{blob.name}: size differs from what the hub announced ({size} bytes).")
-    os.chmod(partial, 0o644)
-    os.replace(partial, blob)
-    return fetched
+    class Silent(tqdm):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
 
-
-class _Dropped(Exception):
-    def __init__(self, error: Exception, received: int):
-        super().__init__(str(error))
-        self.error = error
-        self.received = received
-
-
-def _stream_into(
-    location: str,
-    partial: Path,
-    have: int,
-    headers: dict[str, str],
-    on_bytes: Callable[[int], None] | None,
-) -> int:
-    """One GET (Range from `have`), appended to `partial` chunk by chunk as it arrives."""
-    import httpx2
-    from huggingface_hub import constants
-    from huggingface_hub.errors import HfHubHTTPError
-    from huggingface_hub.utils import get_session, hf_raise_for_status
-
-    request_headers = dict(headers)
-    request_headers["Accept-Encoding"] = "identity"
-    if have:
-        request_headers["Range"] = f"bytes={have}-"
-    received = 0
-    try:
-        with get_session().stream(
-            "GET",
-            location,
-            headers=request_headers,
-            follow_redirects=True,
-            timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
-        ) as response:
-            hf_raise_for_status(response)
-            mode = "ab" if have and response.status_code == 206 else "wb"
-            with partial.open(mode) as handle:
-                for chunk in response.iter_bytes():
-                    handle.write(chunk)
-                    received += len(chunk)
-                    if on_bytes is not None:
-                        on_bytes(len(chunk))
-    except HfHubHTTPError as error:
-        status = error.response.status_code if error.response is not None else None
-        if status in TRANSIENT_STATUS:
-            raise _Dropped(error, received) from None
-        raise
-    except (httpx2.TransportError, ConnectionError) as error:
-        if isinstance(error, httpx2.ConnectError) and not received:
-            raise
-        raise _Dropped(error, received) from None
-    return received
-
-
-def _link(blob: Path, pointer: Path) -> None:
-    """The snapshot entry: a relative symlink to the blob, as huggingface_hub makes it."""
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    target = os.path.relpath(blob, pointer.parent)
-    try:
-        os.symlink(target, pointer)
-    except FileExistsError:
-        pass
+    return {
+        "cache_dir": cache_dir(),
+        "endpoint": endpoint(),
+        "etag_timeout": request_timeout(),
+        "library_name": "agent-manager",
+        "library_version": __version__,
+        "tqdm_class": Silent,
+    }
 
 
 def _host(url: str) -> str:
     from urllib.parse import urlsplit
 
     return urlsplit(url).netloc
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    from agent_manager.fsio import write_text_atomic
-
-    write_text_atomic(path, text)
 
 
 def _api() -> HfApi:

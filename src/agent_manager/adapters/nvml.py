@@ -31,18 +31,18 @@ class GpuDevice:
     uuid: str | None
     driver_version: str | None
     cuda_driver_version: str | None  # the newest CUDA the driver supports, e.g. "13.0"
-    memory_total: int  # bytes
-    memory_used: int
-    memory_free: int
-    utilization_gpu: int | None  # percent
+    memory_total_bytes: int
+    memory_used_bytes: int
+    memory_free_bytes: int
+    utilization_percent: int | None
     temperature_c: int | None
     power_draw_w: float | None
     power_limit_w: float | None
     sm_clock_mhz: int | None
     memory_clock_mhz: int | None
     fan_percent: int | None
-    # The driver's reserved memory (NVML v2); CUDA's total is memory_total - memory_reserved.
-    memory_reserved: int | None = None
+    # The driver's reserved memory (NVML v2); CUDA's total is total - reserved.
+    memory_reserved_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,12 @@ class Nvml(Protocol):
 def get_nvml() -> Nvml:
     """NVML, initialised; or GpuUnavailableError saying what is missing."""
     return _RealNvml(_initialised_pynvml())
+
+
+def reset() -> None:
+    """Forget the initialised NVML binding: the next `get_nvml()` imports and initialises it
+    again (a driver installed meanwhile, or a test's stand-in `pynvml`)."""
+    _initialised_pynvml.cache_clear()
 
 
 @cache
@@ -139,10 +145,10 @@ class _RealNvml:
                     driver_version=_text(driver),
                     # NVML encodes CUDA 13.0 as 13000.
                     cuda_driver_version=f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None,
-                    memory_total=int(memory.total),
-                    memory_used=int(memory.used),
-                    memory_free=int(memory.free),
-                    utilization_gpu=_int(getattr(utilization, "gpu", None)),
+                    memory_total_bytes=int(memory.total),
+                    memory_used_bytes=int(memory.used),
+                    memory_free_bytes=int(memory.free),
+                    utilization_percent=_int(getattr(utilization, "gpu", None)),
                     temperature_c=_int(
                         opt(nv.nvmlDeviceGetTemperature, handle, nv.NVML_TEMPERATURE_GPU)
                     ),
@@ -153,7 +159,7 @@ class _RealNvml:
                         opt(nv.nvmlDeviceGetClockInfo, handle, nv.NVML_CLOCK_MEM)
                     ),
                     fan_percent=_int(opt(nv.nvmlDeviceGetFanSpeed, handle)),
-                    memory_reserved=reserved,
+                    memory_reserved_bytes=reserved,
                 )
             )
         return found

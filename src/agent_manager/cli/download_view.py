@@ -231,11 +231,8 @@ def render_report(report: DownloadReport) -> None:
 
 
 def render_failures(report: DownloadReport) -> None:
-    console = ui.err()
     for result in report.failed:
-        console.print(f"[bold red]Error:[/bold red] {escape(result.error or result.agent)}")
-        if result.hint:
-            console.print(f"[bold]Hint:[/bold] {escape(result.hint)}")
+        ui.error(result.error or result.agent, result.hint)
     if report.failed and len(report.agents) > 1:
         done = len(report.agents) - len(report.failed)
         ui.info(f"{len(report.failed)} of {len(report.agents)} agents failed; {done} ok.")

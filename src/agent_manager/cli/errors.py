@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import NoReturn
 
 import typer
-from rich.markup import escape
 from typer.exceptions import TyperException
 
 from agent_manager import ui
@@ -31,12 +30,7 @@ def debug_enabled() -> bool:
 
 
 def render_error(error: AgentManagerError) -> None:
-    console = ui.err()
-    console.print(f"[bold red]Error:[/bold red] {escape(error.message)}")
-    for line in error.details:
-        console.print(f"  {line}", markup=False, highlight=False)
-    if error.hint:
-        console.print(f"[bold]Hint:[/bold] {escape(error.hint)}")
+    ui.error(error.message, error.hint, details=error.details)
 
 
 def run_cli(invoke: Callable[[], object]) -> NoReturn:

@@ -130,16 +130,13 @@ def _failure_dict(failure: Failure) -> dict[str, Any]:
 
 def render_failure(agent: str, failure: Failure) -> None:
     """Summary, what to do, then the log lines that show it (verbatim, markup off)."""
-    console = ui.err()
-    console.print(f"[bold red]Error:[/bold red] {escape(agent)} did not start: ", end="")
-    console.print(failure.summary, markup=False)
-    console.print("[bold]What to do:[/bold] ", end="")
-    console.print(failure.fix, markup=False)
-    if failure.matched_lines:
-        console.print("[bold]Log lines:[/bold]")
-        for line in failure.matched_lines:
-            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"Full log: agent-manager logs {agent}", markup=False)
+    ui.error(
+        f"{agent} did not start: {failure.summary}",
+        failure.fix,
+        hint_label="What to do",
+        log_lines=failure.matched_lines,
+    )
+    ui.err().print(f"Full log: agent-manager logs {agent}", markup=False)
 
 
 class _PhaseView:

@@ -7,7 +7,7 @@ arrives, not the end of the answer.
 
 from __future__ import annotations
 
-import math
+import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -88,14 +88,16 @@ class BenchReport(BaseModel):
     errors: list[str]
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100), interpolating between ranks like numpy's default."""
+def percentile(values: Sequence[float], q: int) -> float:
+    """The q-th percentile (0-100), interpolating between ranks like numpy's default
+    (`statistics.quantiles`, inclusive method)."""
     if not values:
         raise ValueError("no values")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    if len(values) == 1 or q <= 0:
+        return min(values)
+    if q >= 100:
+        return max(values)
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def distribution(values: Sequence[float]) -> Distribution | None:

@@ -22,8 +22,8 @@ from agent_manager.runtime.ports import PortUse, port_holders, port_use
 from agent_manager.spec.agents import Agent, check_ports, load_agent
 from agent_manager.spec.vllm_args import IMAGE, IMAGE_TAG
 from agent_manager.spec.workspace import Workspace
+from agent_manager.units import GIB, format_bytes
 
-GIB = 1024**3
 # vllm/vllm-openai:v0.33.0 is built on CUDA 13, which needs an R580 or newer driver.
 MIN_DRIVER_MAJOR = 580
 # Below this the first download of even one default model (5-10 GiB) may not fit.
@@ -110,15 +110,15 @@ def vram_verdict(
     """
     name = "gpu memory"
     gpu = devices[0]  # the compose files reserve one GPU; Docker hands out the first
-    free, total = gpu.memory_free, gpu.memory_total
+    free, total = gpu.memory_free_bytes, gpu.memory_total_bytes
     others = f" (+{len(devices) - 1} more GPU)" if len(devices) > 1 else ""
-    found = f"{gpu.name}: {free / GIB:.1f} of {total / GIB:.1f} GiB free{others}"
+    found = f"{gpu.name}: {free / GIB:.1f} of {format_bytes(total)} free{others}"
     short = [a for a in agents if free < a.spec.gpu_memory_fraction * total]
     if not short:
         return ok(name, found + ".")
     needs = ", ".join(
         f"{a.name} {a.spec.gpu_memory_fraction:.2f} x {total / GIB:.1f} = "
-        f"{a.spec.gpu_memory_fraction * total / GIB:.1f} GiB"
+        f"{format_bytes(a.spec.gpu_memory_fraction * total)}"
         for a in short
     )
     held = (
@@ -155,7 +155,7 @@ def runtime_verdict(
 def disk_verdict(path: Path, free_bytes: int) -> Check:
     name = "disk"
     free = free_bytes / GIB
-    found = f"{free:.1f} GiB free for the Hugging Face cache ({path})"
+    found = f"{format_bytes(free_bytes)} free for the Hugging Face cache ({path})"
     fix = (
         "Free space, or set HF_HOME to a folder on a larger disk (agent-manager mounts HF_HOME "
         "into the containers)."
@@ -216,7 +216,7 @@ def port_verdict(
         return fail(
             name,
             f"{where} is taken by agent {running_agent}.",
-            f"Give one of them another 'port' in agents/{agent.name}.yaml.",
+            f"Give one of them another 'port' in {agent.path}.",
         )
     if use is PortUse.IN_USE:
         who = f" by {', '.join(holders)}" if holders else ""
@@ -224,7 +224,7 @@ def port_verdict(
             name,
             f"{where} is in use{who}; launching {agent.name} would fail.",
             f"Stop that program (`ss -ltnp 'sport = :{spec.port}'` names it) or change 'port' in "
-            f"agents/{agent.name}.yaml.",
+            f"{agent.path}.",
         )
     if use is PortUse.PRIVILEGED:
         return warn(
@@ -236,7 +236,7 @@ def port_verdict(
     return fail(
         name,
         f"{where}: {spec.bind} is not an address of this machine.",
-        f"Set 'bind' in agents/{agent.name}.yaml to 127.0.0.1 (or 0.0.0.0 for all).",
+        f"Set 'bind' in {agent.path} to 127.0.0.1 (or 0.0.0.0 for all).",
     )
 
 

@@ -1,10 +1,9 @@
 """Whether an agent's model is complete in the local Hugging Face cache — offline, in
 milliseconds, from the cache folder alone.
 
-The cache layout is huggingface_hub's: `models--org--name/refs/<revision>` holds the commit a
-branch or tag pointed at, `snapshots/<commit>/<file>` links to `blobs/<etag>`, and
-`trees/<commit>.json` (written by huggingface_hub 2.x and by `download-models`) lists every file
-of that commit. "Complete" means every file vLLM needs (`model_files.select_files` over that
+The layout is `cache_layout`'s business: the commit a revision points at, the snapshot folder,
+the commit's file listing (written by huggingface_hub 2.x, also for `download-models`).
+"Complete" means every file vLLM needs (`model_files.select_files` over that
 listing) is in the snapshot. Without a listing (a cache filled by an older tool) we fall back
 to what vLLM cannot start without: config.json, a tokenizer, and every weight shard the index
 names (or the single weights file).
@@ -17,8 +16,13 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from agent_manager.adapters.hub import DEFAULT_REVISION, TREE_FORMAT_VERSION, is_commit
-from agent_manager.models.cache_layout import repo_folder
+from agent_manager.models.cache_layout import (
+    cached_commit,
+    cached_listing,
+    has_partial_blobs,
+    repo_folder,
+    snapshot_dir,
+)
 from agent_manager.models.selection import select_files, weights_listed_in_index
 from agent_manager.spec.agents import Agent
 
@@ -55,62 +59,15 @@ def inspect_cache(model: str, revision: str | None) -> CacheInfo:
         return CacheInfo(CacheState.UNKNOWN)
 
 
-def resolve_cached_commit(model: str, revision: str | None) -> str | None:
-    """The commit `revision` points at according to the cache (no network)."""
-    if is_commit(revision):
-        return revision
-    ref = repo_folder(model) / "refs" / (revision or DEFAULT_REVISION)
-    if not ref.is_file():
-        return None
-    return ref.read_text(encoding="utf-8").strip() or None
-
-
-def cached_listing(model: str, commit: str) -> dict[str, int] | None:
-    """path → size of every file of the commit, from `trees/<commit>.json`; None if absent."""
-    tree = repo_folder(model) / "trees" / f"{commit}.json"
-    try:
-        data = json.loads(tree.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format_version") != TREE_FORMAT_VERSION:
-        return None
-    files = data.get("files")
-    if not isinstance(files, dict):
-        return None
-    return {str(path): int(info.get("size", 0)) for path, info in files.items()}
-
-
-def snapshot_has(model: str, commit: str, path: str) -> bool:
-    """The snapshot entry exists and its blob is there (a dangling link is not a file)."""
-    return (repo_folder(model) / "snapshots" / commit / path).exists()
-
-
-def blob_present(model: str, blob_name: str | None) -> bool:
-    return bool(blob_name) and (repo_folder(model) / "blobs" / str(blob_name)).is_file()
-
-
-def partial_bytes(model: str, blob_name: str | None) -> int:
-    """Bytes of an interrupted download waiting to be resumed."""
-    if not blob_name:
-        return 0
-    partial = repo_folder(model) / "blobs" / f"{blob_name}.incomplete"
-    try:
-        return partial.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
 def _inspect(model: str, revision: str | None) -> CacheInfo:
     folder = repo_folder(model)
     if not folder.is_dir():
         return CacheInfo(CacheState.MISSING)
-    commit = resolve_cached_commit(model, revision)
-    snapshot = folder / "snapshots" / commit if commit else None
-    if commit is None or snapshot is None or not snapshot.is_dir():
+    commit = cached_commit(model, revision)
+    snapshot = snapshot_dir(model, commit) if commit else None
+    if commit is None or snapshot is None:
         # Nothing of this revision yet, unless its first file was interrupted mid-way.
-        resumable = commit is not None and any((folder / "blobs").glob("*.incomplete"))
+        resumable = commit is not None and has_partial_blobs(model)
         return CacheInfo(CacheState.PARTIAL if resumable else CacheState.MISSING, commit=commit)
     listing = cached_listing(model, commit)
     if listing is not None:

@@ -1,9 +1,11 @@
 """download-models: plan what each agent's model still needs, check the disk, fetch it.
 
 Planning is one hub API call per agent (the commit a revision points at and its file sizes);
-the choice of files is `model_files.select_files`, what is already there comes from the cache
-folder (`model_cache`). Fetching goes through `adapters.hub.fetch_file`, which resumes partial
-files. One agent's failure never stops the others; the report says what happened to each.
+the choice of files is `selection.select_files`, what is already there comes from the cache
+(`cache_layout`). Fetching goes through `adapters.hub.fetch_file`, which resumes partial files
+(and leaves Xet-backed ones to huggingface_hub); once every file is in, huggingface_hub records
+the commit's listing. One agent's failure never stops the others; the report says what
+happened to each.
 """
 
 from __future__ import annotations
@@ -17,15 +19,12 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
+from agent_manager import units
 from agent_manager.adapters import hub
 from agent_manager.errors import AgentManagerError, HubError
-from agent_manager.models.cache_state import (
-    CacheState,
-    blob_present,
-    inspect_cache,
-    partial_bytes,
-    snapshot_has,
-)
+from agent_manager.models import cache_layout
+from agent_manager.models.cache_layout import blob_present, file_cached, is_commit, partial_bytes
+from agent_manager.models.cache_state import CacheState, inspect_cache
 from agent_manager.models.selection import select_files
 from agent_manager.spec.agents import Agent
 
@@ -128,7 +127,7 @@ def plan_agent(agent: Agent) -> AgentDownload | _Plan:
     base = AgentDownload(
         agent=agent.name, model=spec.model, revision=spec.revision, status="planned"
     )
-    if hub.is_commit(spec.revision):
+    if is_commit(spec.revision):
         info = inspect_cache(spec.model, spec.revision)
         if info.state is CacheState.COMPLETE:
             return _complete_from_cache(base, info.commit)
@@ -142,7 +141,7 @@ def plan_agent(agent: Agent) -> AgentDownload | _Plan:
     for path in selection.paths:
         entry = sizes[path]
         blob = entry.lfs_sha256 or entry.blob_id
-        cached = snapshot_has(spec.model, listing.commit, path)
+        cached = file_cached(spec.model, listing.commit, path)
         if cached:
             have = entry.size
         elif blob_present(spec.model, blob):
@@ -230,7 +229,7 @@ def _fetch_agent(plan: _Plan, progress: DownloadProgress) -> None:
         progress.advance(nbytes)
 
     try:
-        hub.record_listing(plan.listing)
+        cache_layout.record_ref(spec.model, spec.revision, plan.listing.commit)
         for file in result.files:
             if file.cached:
                 continue
@@ -241,6 +240,8 @@ def _fetch_agent(plan: _Plan, progress: DownloadProgress) -> None:
             fetched = result.fetched_bytes - before
             result.fetched_files += 1 if fetched else 0
             progress.finish_file(result.agent, file.path, fetched, time.monotonic() - file_started)
+        paths = [f.path for f in result.files]
+        hub.record_listing(spec.model, spec.revision, plan.listing.commit, paths)
     except HubError as error:
         failed = _failed(result, error)
         result.status, result.error, result.hint = failed.status, failed.error, failed.hint
@@ -289,9 +290,5 @@ def _no_space(plans: list[_Plan], needed: int, free: int, cache: Path) -> NotEno
 
 
 def format_bytes(count: float) -> str:
-    """Decimal units, like the hub shows file sizes."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(count) < 1000:
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return f"{count:.1f} TB"
+    """File sizes in decimal units, like the hub shows them."""
+    return units.format_bytes(count, decimal=True)

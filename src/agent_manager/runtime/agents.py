@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -19,7 +20,7 @@ from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.errors import AgentManagerError, LaunchError, UsageError
 from agent_manager.runtime.diagnose import Context, Failure, diagnose
-from agent_manager.spec.agents import Agent, load_agent
+from agent_manager.spec.agents import Agent, display_path, load_agent
 from agent_manager.spec.endpoint import api_key_from
 from agent_manager.spec.workspace import Workspace
 
@@ -115,7 +116,7 @@ def _status_of(ws: Workspace, container: AgentContainer) -> AgentStatus:
     row.exit_code = container.exit_code
     if container.state in ("exited", "dead") and container.exit_code not in (0, None):
         row.health = "crashed"
-        failure = diagnose_container(container)
+        failure = diagnose_container(container, display_path(ws.spec_path(container.agent)))
         row.exit_reason, row.exit_fix = failure.summary, failure.fix
     return row
 
@@ -158,14 +159,9 @@ def parse_docker_time(text: str | None) -> float | None:
     return when.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
 
 
-def diagnose_container(container: AgentContainer, gpu_holders: list[str] | None = None) -> Failure:
+def diagnose_container(container: AgentContainer, spec_path: Path | None = None) -> Failure:
     lines = docker_adapter.log_lines(container.id, tail=DIAGNOSIS_TAIL)
-    ctx = Context(
-        agent=container.agent,
-        exit_code=container.exit_code,
-        state=container.state,
-        gpu_holders=gpu_holders or [],
-    )
+    ctx = Context(container.agent, container.exit_code, container.state, spec_path=spec_path)
     return diagnose(lines, ctx)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 UNRECOGNISED_TAIL = 30
 MAX_MATCHED = 6
@@ -38,6 +39,8 @@ class Context:
     state: str | None = None  # container state: exited, dead, ... or "not-created"
     # "pid 1234 (Xorg): 1.2 GiB" for each process NVML says holds GPU memory.
     gpu_holders: list[str] = field(default_factory=list)
+    # The agent's spec file as the user would type it (the workspace may be anywhere: --home).
+    spec_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def _search(lines: list[str], pattern: str) -> re.Match[str] | None:
 
 
 def _spec(ctx: Context) -> str:
-    return f"agents/{ctx.agent}.yaml"
+    return str(ctx.spec_path) if ctx.spec_path is not None else f"the spec of {ctx.agent}"
 
 
 def _no_runtime(lines: list[str], ctx: Context) -> tuple[str, str]:

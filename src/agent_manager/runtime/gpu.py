@@ -15,33 +15,14 @@ from pydantic import BaseModel
 
 from agent_manager.adapters import nvml
 from agent_manager.errors import AgentManagerError
+from agent_manager.units import format_bytes
 
-GIB = 1024**3
 # Where host pids are looked up; tests point it at a fake tree.
 PROC_ROOT = Path("/proc")
 
 # cgroup v1: ".../docker/<id>"; cgroup v2 with the systemd driver: ".../docker-<id>.scope";
 # cgroup v2 with the cgroupfs driver and rootless/nested setups: ".../docker/<id>" again.
 _CONTAINER_ID = re.compile(r"(?:/docker[/-]|/libpod-|/cri-containerd-)([0-9a-f]{64})(?:\.scope)?")
-
-
-class GpuInfo(BaseModel):
-    index: int
-    name: str
-    uuid: str | None
-    driver_version: str | None
-    cuda_driver_version: str | None
-    memory_total_bytes: int
-    memory_used_bytes: int
-    memory_free_bytes: int
-    utilization_percent: int | None
-    temperature_c: int | None
-    power_draw_w: float | None
-    power_limit_w: float | None
-    sm_clock_mhz: int | None
-    memory_clock_mhz: int | None
-    fan_percent: int | None
-    memory_reserved_bytes: int | None = None  # the driver's reserve (NVML v2), outside CUDA's total
 
 
 class GpuProcessInfo(BaseModel):
@@ -64,7 +45,7 @@ class GpuProcessInfo(BaseModel):
 class GpuSnapshot(BaseModel):
     """`gpu-stats` output: every GPU and every process holding memory on one."""
 
-    gpus: list[GpuInfo]
+    gpus: list[nvml.GpuDevice]  # NVML's reading as it is: one shape from adapter to --json
     processes: list[GpuProcessInfo]
     notes: list[str] = []
 
@@ -127,32 +108,8 @@ def take_snapshot(
                 agent=agent or None,
             )
         )
-    return GpuSnapshot(gpus=[_gpu_info(device) for device in devices], processes=rows, notes=notes)
+    return GpuSnapshot(gpus=list(devices), processes=rows, notes=notes)
 
 
-def _gpu_info(device: nvml.GpuDevice) -> GpuInfo:
-    return GpuInfo(
-        index=device.index,
-        name=device.name,
-        uuid=device.uuid,
-        driver_version=device.driver_version,
-        cuda_driver_version=device.cuda_driver_version,
-        memory_total_bytes=device.memory_total,
-        memory_used_bytes=device.memory_used,
-        memory_free_bytes=device.memory_free,
-        utilization_percent=device.utilization_gpu,
-        temperature_c=device.temperature_c,
-        power_draw_w=device.power_draw_w,
-        power_limit_w=device.power_limit_w,
-        sm_clock_mhz=device.sm_clock_mhz,
-        memory_clock_mhz=device.memory_clock_mhz,
-        fan_percent=device.fan_percent,
-        memory_reserved_bytes=device.memory_reserved,
-    )
-
-
-def gib(value: int | float | None, digits: int = 1) -> str:
-    """Bytes as GiB for people; "-" when unknown."""
-    if value is None:
-        return "-"
-    return f"{value / GIB:.{digits}f} GiB"
+# Bytes as GiB for people, under the name the runtime and gpu commands use.
+gib = format_bytes

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -300,7 +300,8 @@ def _compose_up(
             details=output[-10:],
         )
     if code != 0:
-        failure = diagnose(output, Context(agent=agent.name, exit_code=None, state="not-created"))
+        ctx = Context(agent.name, None, "not-created", spec_path=agent.path)
+        failure = diagnose(output, ctx)
         if failure.kind == "unrecognised":
             failure = Failure(
                 "compose-failed",
@@ -363,7 +364,7 @@ class _GpuWatch:
         try:
             nvml = nvml_adapter.get_nvml()
             processes = nvml.processes()
-            used = sum(device.memory_used for device in nvml.devices())
+            used = sum(device.memory_used_bytes for device in nvml.devices())
         except GpuUnavailableError:
             events.message("NVML unavailable: not waiting for GPU memory.")
             return None
@@ -377,7 +378,7 @@ class _GpuWatch:
         while True:
             try:
                 processes = self.nvml.processes()
-                used = sum(device.memory_used for device in self.nvml.devices())
+                used = sum(device.memory_used_bytes for device in self.nvml.devices())
             except GpuUnavailableError:
                 return
             held = [p for p in processes if p.pid in self.pids]
@@ -515,9 +516,9 @@ def _fail(agent: Agent, container: AgentContainer, watcher: _LogWatcher) -> None
     lines = watcher.finish(timeout=2.0)
     if not lines:
         lines = docker_adapter.log_lines(container.id)
-    ctx = Context(agent=agent.name, exit_code=container.exit_code, state=container.state)
+    ctx = Context(agent.name, container.exit_code, container.state, spec_path=agent.path)
     failure = diagnose(lines, ctx)
     if failure.kind == "free-memory":
-        ctx = Context(ctx.agent, ctx.exit_code, ctx.state, gpu_holders=gpu_holders())
+        ctx = replace(ctx, gpu_holders=gpu_holders())
         failure = diagnose(lines, ctx)
     raise LaunchFailed(agent.name, failure, container.name)

@@ -1,13 +1,13 @@
-"""One launcher at a time per workspace: an advisory `flock` on `<workspace>/.agent-manager.lock`.
+"""One launcher at a time per workspace: a `filelock` on `<workspace>/.agent-manager.lock`.
 
 The kernel drops the lock when the holder exits (even on SIGKILL), so a crashed launch never
-leaves the workspace locked. The holder writes who it is into the file, so a waiting launch can
-say whom it waits for.
+leaves the workspace locked. The holder writes who it is into a side file
+(`.agent-manager.lock.holder`: the lock file is filelock's own, and 3.x truncates it on open), so a
+waiting launch can say whom it waits for.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -37,10 +37,15 @@ class LockHolder:
         return f"{what} (pid {self.pid})"
 
 
-def read_holder(path: Path) -> LockHolder:
-    """Who holds the lock, as far as the file says (it is empty between two holders)."""
+def holder_path(lock: Path) -> Path:
+    """The side file naming the lock's holder."""
+    return lock.with_name(lock.name + ".holder")
+
+
+def read_holder(lock: Path) -> LockHolder:
+    """Who holds the lock, as far as the side file says (it is empty between two holders)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+        data = json.loads(holder_path(lock).read_text(encoding="utf-8") or "{}")
     except (OSError, ValueError):
         data = {}
     if not isinstance(data, dict):
@@ -67,42 +72,29 @@ def workspace_lock(
 
     `on_wait` is called once, with the holder, when the lock is busy.
     """
+    from filelock import FileLock, Timeout
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    lock = FileLock(str(path), mode=0o644)
     try:
-        _acquire(fd, path, timeout, on_wait)
-        record = {"pid": os.getpid(), "agent": agent, "command": command, "since": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode(), 0)
+        lock.acquire(timeout=0)
+    except Timeout:
+        if on_wait is not None:
+            on_wait(read_holder(path))
         try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-def _acquire(
-    fd: int, path: Path, timeout: float, on_wait: Callable[[LockHolder], None] | None
-) -> None:
-    deadline = time.monotonic() + timeout
-    told = False
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            pass
-        holder = read_holder(path)
-        if not told and on_wait is not None:
-            on_wait(holder)
-            told = True
-        if time.monotonic() >= deadline:
+            lock.acquire(timeout=timeout, poll_interval=POLL_S)
+        except Timeout:
             raise LaunchError(
-                f"Gave up after {timeout:.0f} s waiting for {holder.describe()} to finish "
-                f"(workspace lock {path}).",
+                f"Gave up after {timeout:.0f} s waiting for {read_holder(path).describe()} to "
+                f"finish (workspace lock {path}).",
                 hint="Wait for it to end, or stop it with Ctrl-C in its terminal; "
                 "raise --timeout to wait longer.",
-            )
-        time.sleep(POLL_S)
+            ) from None
+    note = holder_path(path)
+    try:
+        record = {"pid": os.getpid(), "agent": agent, "command": command, "since": time.time()}
+        note.write_text(json.dumps(record), encoding="utf-8")
+        yield
+    finally:
+        note.write_text("", encoding="utf-8")
+        lock.release()

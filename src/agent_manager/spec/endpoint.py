@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from agent_manager.adapters import http
 from agent_manager.errors import AgentApiError, AgentManagerError
@@ -22,6 +23,11 @@ class Endpoint:
     url: str  # http://127.0.0.1:<port>, without /v1
     model: str  # the served name clients put in "model"
     api_key_env: str | None
+    spec_path: Path | None = None  # as the user would type it (the workspace may be anywhere)
+
+    @property
+    def spec_file(self) -> str:
+        return str(self.spec_path) if self.spec_path is not None else f"the spec of {self.agent}"
 
     @property
     def api_key(self) -> str | None:
@@ -43,7 +49,11 @@ class AgentNotRunningError(AgentManagerError):
 def endpoint_for(agent: Agent) -> Endpoint:
     spec = agent.spec
     return Endpoint(
-        agent.name, http.base_url(spec.bind, spec.port), agent.served_name, spec.api_key_env
+        agent.name,
+        http.base_url(spec.bind, spec.port),
+        agent.served_name,
+        spec.api_key_env,
+        spec_path=agent.path,
     )
 
 
@@ -69,7 +79,7 @@ def ensure_running(endpoint: Endpoint) -> None:
         raise AgentNotRunningError(
             f"Something else answers on {endpoint.url}: /health gave HTTP {probe.status}, not "
             f"agent {name}.",
-            hint=f"Stop that program or give {name} another 'port' in agents/{name}.yaml.",
+            hint=f"Stop that program or give {name} another 'port' in {endpoint.spec_file}.",
         )
     if _container_running(name):
         raise AgentNotRunningError(
@@ -90,13 +100,13 @@ def explain_api_error(endpoint: Endpoint, error: AgentApiError) -> AgentManagerE
         if endpoint.api_key_env and not endpoint.api_key:
             hint = (
                 f"Set {endpoint.api_key_env} to the key {name} was launched with "
-                f"(agents/{name}.yaml names it in api_key_env)."
+                f"({endpoint.spec_file} names it in api_key_env)."
             )
         elif endpoint.api_key_env:
             hint = f"{endpoint.api_key_env} does not hold the key {name} was launched with."
         else:
             hint = (
-                f"The server wants an API key but agents/{name}.yaml has no api_key_env; add "
+                f"The server wants an API key but {endpoint.spec_file} has no api_key_env; add "
                 "`api_key_env: <VARIABLE>` and export that variable."
             )
         return AgentApiError(f"agent {name} refused the request: wrong or missing API key.", hint)
