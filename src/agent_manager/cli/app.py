@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 
 from agent_manager import __version__
-from agent_manager.cli import doctor_cmd, download_cmd, gpu_cmd, runtime_cmd, specs_cmd, use_cmd
+from agent_manager.cli import (
+    doctor_cmd,
+    download_cmd,
+    gpu_cmd,
+    runtime_cmd,
+    serve_cmd,
+    specs_cmd,
+    use_cmd,
+)
 from agent_manager.cli.errors import run_cli, set_debug
 from agent_manager.cli.options import set_home
 
@@ -62,6 +70,7 @@ app.command("download-models")(download_cmd.download_models)
 app.command("chat")(use_cmd.chat)
 app.command("bench")(use_cmd.bench)
 app.command("doctor")(doctor_cmd.doctor)
+app.command("serve")(serve_cmd.serve)
 
 
 def main(argv: list[str] | None = None) -> None:
