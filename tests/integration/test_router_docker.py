@@ -13,16 +13,14 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
-import uvicorn
 
-from agent_manager.router.app import RouterCore, build_app
+from agent_manager.router.app import build_app
 from agent_manager.router.catalog import Catalog, workspace_targets
 from agent_manager.router.config import RouterConfig
 from agent_manager.router.switcher import DockerSwitcher
@@ -30,42 +28,20 @@ from agent_manager.spec.workspace import resolve_workspace
 from tests.conftest import REPO, CliResult
 from tests.integration.conftest import StandinWorkspace
 from tests.integration.test_runtime_docker import our_containers
+from tests.router_server import Router, serving
 from tests.standin.process import free_port
 
 AGENT_MANAGER = str(Path(sys.executable).parent / "agent-manager")
 PROMPT = [{"role": "user", "content": "plan the sprint"}]
 
 
-@dataclass
-class Router:
-    url: str
-    core: RouterCore
-
-    def client(self, **options: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.url + "/v1", api_key="unused", max_retries=0, **options)
-
-    def status(self) -> dict[str, Any]:
-        return httpx.get(self.url + "/router/status").json()
-
-
 @contextmanager
 def running_router(**options: Any) -> Iterator[Router]:
-    port = free_port()
-    config = RouterConfig(port=port, watch_period_s=0.5, **options)
     ws = resolve_workspace()
+    config = RouterConfig(watch_period_s=0.5, **options)
     app = build_app(config, Catalog(lambda: workspace_targets(ws)), DockerSwitcher(ws, 120))
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the router did not start"
-        time.sleep(0.05)
-    try:
-        yield Router(f"http://127.0.0.1:{port}", app.state.core)
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with serving(app) as router:
+        yield router
 
 
 @contextmanager
