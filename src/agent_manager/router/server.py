@@ -6,7 +6,9 @@ finish (up to --drain-timeout), leave the agent running unless --stop-agents-on-
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from collections.abc import Generator
 from contextlib import contextmanager
 from types import FrameType
@@ -37,7 +39,7 @@ def serve(ws: Workspace, config: RouterConfig) -> int:
         )
     docker_adapter.get_docker()
     docker_adapter.ensure_compose_cli()
-    _check_port(config)
+    sock = _listen(config)
     app = build_app(config, catalog, DockerSwitcher(ws, config.switch_timeout_s))
     logging.basicConfig(
         level=logging.DEBUG if config.debug else logging.INFO,
@@ -60,8 +62,9 @@ def serve(ws: Workspace, config: RouterConfig) -> int:
     LOG.info("agent-manager router on %s/v1 (agents: %s)", url, ", ".join(catalog.names()))
     write_router_file(ws, url, config.api_key_env)
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
+        sock.close()
         remove_router_file(ws)
     if config.stop_agents_on_exit:
         _stop_agents(ws)
@@ -91,20 +94,30 @@ class _Server(uvicorn.Server):
                 self._captured_signals.clear()
 
 
-def _check_port(config: RouterConfig) -> None:
-    from agent_manager.runtime.ports import PortUse, port_use
-
-    use = port_use(config.host, config.port)
-    if use is PortUse.IN_USE:
+def _listen(config: RouterConfig) -> socket.socket:
+    """Bind the port before anything starts, so a busy port is a clear error, not a log line."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: a response's header and body writes must not wait for
+    # the client's delayed ACK (40 ms per request otherwise).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise UsageError(
+                f"{config.host} (--host) is not an address of this machine.",
+                hint="Use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface).",
+            ) from None
         raise UsageError(
-            f"Port {config.port} on {config.host} is already in use.",
+            f"Cannot listen on {config.host}:{config.port}: {error.strerror}.",
             hint="Pass another --port, or stop what listens there (`ss -ltnp`).",
-        )
-    if use is PortUse.NOT_LOCAL:
-        raise UsageError(
-            f"{config.host} (--host) is not an address of this machine.",
-            hint="Use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface).",
-        )
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def _stop_agents(ws: Workspace) -> None:
