@@ -400,6 +400,7 @@ def test_cli_status_when_nothing_runs(workspace: Path, fake: FakeDocker, cli: Cl
     assert json.loads(cli("--home", str(workspace), "status", "--json").stdout) == {
         "running": None,
         "agents": [],
+        "router": None,  # no `agent-manager serve` runs for this workspace
     }
 
 

@@ -60,10 +60,11 @@ def serve(
         typer.Option("--stop-agents-on-exit", help="Stop the running agent when the router exits."),
     ] = False,
 ) -> None:
-    """Serve every agent on one OpenAI-compatible endpoint, switching on demand.
+    """Serve all agents behind one OpenAI endpoint.
 
     The body's `model` names the agent (served name or agent name); a request for another
-    agent than the running one waits while the router switches (same core as `launch`).
+    agent than the running one waits while the router switches on demand (same core as
+    `launch`).
     Policy and routes: docs/router.md.
     """
     from agent_manager.cli.errors import debug_enabled

@@ -24,6 +24,7 @@ LOG = logging.getLogger("agent_manager.router")
 
 
 def serve(ws: Workspace, config: RouterConfig) -> int:
+    from agent_manager.adapters import compose as compose_adapter
     from agent_manager.adapters import docker as docker_adapter
     from agent_manager.adapters.http import base_url
     from agent_manager.router.app import build_app
@@ -38,7 +39,7 @@ def serve(ws: Workspace, config: RouterConfig) -> int:
             f"No agents to serve in {ws.agents_dir}.", hint="Add an agent spec there first."
         )
     docker_adapter.get_docker()
-    docker_adapter.ensure_compose_cli()
+    compose_adapter.ensure_compose_cli()
     sock = _listen(config)
     app = build_app(config, catalog, DockerSwitcher(ws, config.switch_timeout_s))
     logging.basicConfig(

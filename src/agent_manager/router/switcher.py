@@ -1,5 +1,6 @@
-"""The router's one door to the switch core: the same `launch` the CLI runs (workspace lock,
-stop the other agent, wait for VRAM, ready detection, diagnosis), in a worker thread.
+"""The router's one door to the switch core: `runtime.switch.switch_to`, the same function
+`launch` runs (workspace lock, stop the other agent, wait for VRAM, ready detection,
+diagnosis), in a worker thread.
 
 What runs is read from Docker labels, never from the router's memory; stopping takes the
 workspace lock like `agent-manager stop`.
@@ -29,11 +30,13 @@ async def in_thread(work: Callable[[], T]) -> T:
 
     def run() -> None:
         try:
-            result = work()
+            outcome: tuple[T | None, BaseException | None] = (work(), None)
         except BaseException as error:  # noqa: BLE001 - handed to the awaiting task
-            loop.call_soon_threadsafe(_settle, future, None, error)
-        else:
-            loop.call_soon_threadsafe(_settle, future, result, None)
+            outcome = (None, error)
+        try:
+            loop.call_soon_threadsafe(_settle, future, *outcome)
+        except RuntimeError:
+            pass  # the router has exited meanwhile: nobody waits for this any more
 
     threading.Thread(target=run, daemon=True, name="agent-manager-switch").start()
     return await future
@@ -59,12 +62,8 @@ class DockerSwitcher:
         await in_thread(lambda: self._launch(agent))
 
     def _launch(self, agent: str) -> None:
-        from agent_manager.runtime.launch import (
-            LaunchEvents,
-            LaunchFailed,
-            LaunchOptions,
-            launch,
-        )
+        from agent_manager.runtime.context import LaunchEvents, LaunchFailed, LaunchOptions
+        from agent_manager.runtime.switch import switch_to
 
         events = LaunchEvents(
             message=lambda text: LOG.info("%s: %s", agent, text),
@@ -72,7 +71,7 @@ class DockerSwitcher:
         )
         LOG.info("switching to %s", agent)
         try:
-            result = launch(self.ws, agent, LaunchOptions(timeout=self.timeout_s), events)
+            result = switch_to(self.ws, agent, LaunchOptions(timeout=self.timeout_s), events)
         except LaunchFailed as failed:
             LOG.error("%s did not start: %s", agent, failed.failure.summary)
             raise SwitchFailed(agent, failed.failure.summary, failed.failure.fix) from None
