@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -140,3 +141,23 @@ def test_serve_off_loopback_without_a_key_refuses_to_start(cli: Any) -> None:
 def test_idle_stop_takes_a_duration(cli: Any) -> None:
     wrong = cli("serve", "--idle-stop", "soon")
     assert wrong.code == 2 and "--idle-stop 'soon' is not a duration" in wrong.stderr
+
+
+def test_a_stream_past_the_drain_limit_ends_with_a_503_event_saying_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    args = ["Qwen/Qwen2.5-7B-Instruct-AWQ", "--served-model-name", "po"]
+    with run_standin(args, env={"STANDIN_TOKENS_PER_SECOND": "10"}) as slow_po:
+        with router_for(slow_po, drain_timeout_s=0.3) as router:
+            body = {"model": "po", "messages": PROMPT, "max_tokens": 100, "stream": True}
+            with httpx.stream("POST", router.url + "/v1/chat/completions", json=body) as stream:
+                lines = stream.iter_lines()
+                assert next(line for line in lines if line.startswith("data:"))
+                # architect waits; po's stream outlives the drain limit and is cut
+                other = {"model": "architect", "messages": PROMPT, "max_tokens": 1}
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    pool.submit(httpx.post, router.url + "/v1/chat/completions", json=other)
+                    rest = [line for line in lines if line.startswith("data:")]
+            assert len(rest) < 50
+            assert '"code": 503' in rest[-1] and "drain limit" in rest[-1]
+            assert "switches from po to architect" in rest[-1]
