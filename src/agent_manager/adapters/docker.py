@@ -81,7 +81,11 @@ def list_agent_containers(include_stopped: bool = True) -> list[AgentContainer]:
     """Every container of this instance that carries our agent label, newest first."""
     client = get_docker()
     prefix = instance_name() + "-"
-    containers = client.containers.list(all=include_stopped, filters={"label": LABEL_AGENT})
+    # docker-py lists, then inspects each container: one removed in between (by another
+    # instance, or a `stop` running now) would fail the whole listing with 404.
+    containers = client.containers.list(
+        all=include_stopped, filters={"label": LABEL_AGENT}, ignore_removed=True
+    )
     found = [_agent_container(container) for container in containers]
     found = [c for c in found if c.project.startswith(prefix)]
     found.sort(key=lambda c: c.started_at or "", reverse=True)
