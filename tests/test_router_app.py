@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -161,3 +162,26 @@ def test_a_stream_past_the_drain_limit_ends_with_a_503_event_saying_why(
             assert len(rest) < 50
             assert '"code": 503' in rest[-1] and "drain limit" in rest[-1]
             assert "switches from po to architect" in rest[-1]
+
+
+def test_a_client_that_leaves_before_a_plain_answer_frees_the_agent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    args = ["Qwen/Qwen2.5-7B-Instruct-AWQ", "--served-model-name", "po"]
+    with run_standin(args, env={"STANDIN_TOKENS_PER_SECOND": "20"}) as slow_po:
+        with router_for(slow_po) as router:
+            body = {"model": "po", "messages": PROMPT, "max_tokens": 40}  # 2 s, not streamed
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(router.url + "/v1/chat/completions", json=body, timeout=0.5)
+            assert wait_for_aborts(slow_po.url, 1)
+            assert router.status()["in_flight"] == 0
+
+
+def wait_for_aborts(url: str, count: int, timeout: float = 10) -> bool:
+    """The stand-in counts a request whose client left as finished_reason="abort"."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if f'finished_reason="abort"}} {count:.1f}' in httpx.get(url + "/metrics").text:
+            return True
+        time.sleep(0.1)
+    return False

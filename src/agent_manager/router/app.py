@@ -197,7 +197,10 @@ class _Proxy:
             if self.core.config.debug:
                 LOG.debug("request for %s: %s", agent, body.decode(errors="replace"))
             assert self.core.relay is not None
-            status = await self.core.relay.handle(target, self.path, body, scope, receive, send)
+            stream = payload.get("stream") is True
+            status = await self.core.relay.handle(
+                target, self.path, body, stream, scope, receive, send
+            )
         self.core.metrics.requests.labels(agent, str(status)).inc()
         LOG.info(
             "POST %s model=%s -> %d in %.0f ms",

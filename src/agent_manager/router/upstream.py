@@ -27,6 +27,7 @@ LOG = logging.getLogger("agent_manager.router")
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "user-agent")
 FORWARDED_RESPONSE_HEADERS = ("content-type",)
 _RETRY = -1  # the agent refused the connection before anything was sent: ask again
+CLIENT_GONE = 499  # nginx's "client closed request", for the log and metrics only
 
 
 def error_body(status: int, message: str, kind: str, param: str | None = None) -> dict[str, Any]:
@@ -79,7 +80,14 @@ class Relay:
     debug: bool = False
 
     async def handle(
-        self, target: Target, path: str, body: bytes, scope: Scope, receive: Receive, send: Send
+        self,
+        target: Target,
+        path: str,
+        body: bytes,
+        stream: bool,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> int:
         """Admit, forward, answer; returns the HTTP status the client got."""
         for attempt in (1, 2):
@@ -92,7 +100,9 @@ class Relay:
                 await response(scope, receive, send)
                 return error.status
             try:
-                status = await self._exchange(ticket, target, path, body, scope, receive, send)
+                status = await self._exchange(
+                    ticket, target, path, body, stream, scope, receive, send
+                )
             finally:
                 self.scheduler.release(ticket)
             if status != _RETRY:
@@ -112,16 +122,22 @@ class Relay:
         target: Target,
         path: str,
         body: bytes,
+        stream: bool,
         scope: Scope,
         receive: Receive,
         send: Send,
     ) -> int:
         tracked = _TrackedSend(send)
         status = 0
+        gone: list[bool] = []
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on, ticket, group.cancel_scope)
+            if not stream:  # a StreamingResponse watches for the disconnect itself
+                group.start_soon(_cancel_on_disconnect, receive, tracked, group.cancel_scope, gone)
             status = await self._relay(target, path, body, scope, receive, tracked)
             group.cancel_scope.cancel()
+        if gone:
+            return CLIENT_GONE  # the upstream connection is closed: vLLM aborts the request
         if not ticket.cancelled.is_set() or status == _RETRY:
             return status
         if tracked.status is None:  # cancelled before the agent answered
@@ -173,6 +189,18 @@ class Relay:
 async def _cancel_on(ticket: Ticket, scope: anyio.CancelScope) -> None:
     await ticket.cancelled.wait()
     scope.cancel()
+
+
+async def _cancel_on_disconnect(
+    receive: Receive, tracked: _TrackedSend, scope: anyio.CancelScope, gone: list[bool]
+) -> None:
+    """A client that leaves before its (non-streamed) answer frees the agent at once, rather
+    than holding a switch's drain until vLLM finishes a generation nobody reads."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    if tracked.status is None:
+        gone.append(True)
+        scope.cancel()
 
 
 async def _chunks(upstream: httpx.Response, agent: str) -> AsyncIterator[bytes]:
