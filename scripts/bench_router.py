@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
 from agent_manager.runtime.agents import parse_docker_time  # noqa: E402
+from scripts.bench_launch import workspace as launch_workspace  # noqa: E402
 from tests.standin.build_image import build  # noqa: E402
 from tests.standin.override import write_test_override  # noqa: E402
 from tests.standin.process import free_port  # noqa: E402
@@ -48,16 +49,8 @@ STREAM_TOKENS = 400
 
 
 def workspace(root: Path, load_seconds: float) -> dict[str, int]:
-    shutil.copytree(REPO / "agents", root / "agents")
-    (root / "compose").mkdir()
-    ports = {}
-    for spec in sorted((root / "agents").glob("*.yaml")):
-        port = free_port()
-        lines = spec.read_text().splitlines()
-        lines = [f"port: {port}" if line.startswith("port:") else line for line in lines]
-        spec.write_text("\n".join(lines) + "\n")
-        ports[spec.stem] = port
-    subprocess.run([CLI, "--home", str(root), "compose"], check=True, capture_output=True)
+    """bench_launch's workspace (default agents on free ports), with fast token knobs."""
+    ports = launch_workspace(root, load_seconds)
     knobs = {
         "STANDIN_LOAD_SECONDS": str(load_seconds),
         "STANDIN_TTFT_SECONDS": "0",
