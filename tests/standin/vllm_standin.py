@@ -854,6 +854,9 @@ def _prompt_text(body: dict[str, Any]) -> str:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # uvicorn's sockets have TCP_NODELAY (asyncio sets it); without it a response written as
+    # headers then body waits for the client's delayed ACK (+40 ms per request).
+    disable_nagle_algorithm = True
     server_version = "uvicorn"
     sys_version = ""
     cfg: Config

@@ -16,6 +16,7 @@ from agent_manager.cli import (
     export_cmd,
     gpu_cmd,
     runtime_cmd,
+    serve_cmd,
     specs_cmd,
     use_cmd,
 )
@@ -71,6 +72,7 @@ app.command("download-models")(download_cmd.download_models)
 app.command("chat")(use_cmd.chat)
 app.command("bench")(use_cmd.bench)
 app.command("doctor")(doctor_cmd.doctor)
+app.command("serve")(serve_cmd.serve)
 app.add_typer(export_cmd.app, name="export")
 
 

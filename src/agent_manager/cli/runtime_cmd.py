@@ -13,6 +13,7 @@ from agent_manager import ui
 from agent_manager.cli.options import AgentArg, JsonOpt, workspace
 
 if TYPE_CHECKING:
+    from agent_manager.router.state_file import RouterView
     from agent_manager.runtime.diagnose import Failure
 
 LaunchTimeoutOpt = Annotated[
@@ -52,13 +53,13 @@ def launch(
     `docker compose up -d`, shows vLLM's startup phase, and returns once /health answers and
     /v1/models lists the served name. A failed start is explained with what to do.
     """
-    from agent_manager.runtime.launch import (
+    from agent_manager.runtime.context import (
         LaunchEvents,
         LaunchFailed,
         LaunchOptions,
         LaunchProgress,
     )
-    from agent_manager.runtime.launch import launch as run_launch
+    from agent_manager.runtime.switch import switch_to
 
     ws = workspace()
     progress = LaunchProgress(agent)
@@ -66,7 +67,7 @@ def launch(
     events = LaunchEvents(message=view.message, warning=view.warning, phase=view.phase)
     options = LaunchOptions(timeout=timeout, wait=not no_wait, force=force)
     try:
-        result = run_launch(ws, agent, options, events, progress)
+        result = switch_to(ws, agent, options, events, progress)
     except LaunchFailed as failed:
         view.close()
         if json_output:
@@ -224,16 +225,22 @@ def status(json_output: JsonOpt = False) -> None:
     Health, endpoint, uptime and load (from vLLM's /metrics); a crashed agent is shown with
     its exit reason.
     """
+    from agent_manager.router.state_file import router_view
     from agent_manager.runtime.agents import collect_status
 
-    report = collect_status(workspace())
+    ws = workspace()
+    report = collect_status(ws)
+    router = router_view(ws)
     if json_output:
-        ui.print_json(report)
+        ui.print_json({**report.model_dump(), "router": router.model_dump() if router else None})
         return
     console = ui.out()
+    if router is not None:
+        console.print(_router_line(router), markup=False)
     if not report.agents:
         console.print("No agent is running.", markup=False)
-        ui.hint("Start one with `agent-manager launch <agent>`.")
+        if router is None:
+            ui.hint("Start one with `agent-manager launch <agent>`.")
         return
     table = ui.table()
     columns = ("agent", "state", "health", "endpoint", "model", "up", "run/wait", "KV", "cache")
@@ -267,6 +274,17 @@ def status(json_output: JsonOpt = False) -> None:
             if row.exit_fix:
                 console.print(f"  What to do: {row.exit_fix}", markup=False)
             console.print(f"  Full log: agent-manager logs {row.agent}", markup=False)
+
+
+def _router_line(router: RouterView) -> str:
+    where = f"Router: {router.url}/v1 (pid {router.pid})"
+    if not router.answering:
+        return f"{where}, not answering /router/status."
+    queue = ", ".join(f"{agent} {count}" for agent, count in sorted(router.queue.items()))
+    return (
+        f"{where}, active agent: {router.active or 'none'}, queue: {queue or 'empty'}, "
+        f"switches: {router.switches}."
+    )
 
 
 def _duration(seconds: float | None) -> str:

@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""What does the router cost? `agent-manager serve` vs the agent directly (Docker + stand-in)
+
+    .venv/bin/python scripts/bench_router.py [--requests 500] [--streams 5] [--load 1.0]
+
+The router runs as a real `agent-manager serve` process over a temporary workspace whose
+agents are stand-in containers (`python3 tests/standin/build_image.py` builds the image).
+
+  (a) added latency: `--requests` non-streaming requests (1 token, no simulated TTFT) to the
+      running agent, alternately through the router and straight to the agent, on kept-alive
+      connections; p50 and p99 of each, and the difference            (target: p50 <= 1 ms)
+  (b) streaming tokens/s: `--streams` streams of 400 tokens each way, tokens per second from
+      the first token to the last; ratio router / direct, medians     (target >= 0.98)
+  (c) first request for a stopped agent: time to first token through the router minus the
+      agent's own load time (its container's StartedAt -> first /health 200), median over
+      `--cold` runs                                                    (target <= 0.5 s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src"))
+
+from agent_manager.runtime.agents import parse_docker_time  # noqa: E402
+from scripts.bench_launch import workspace as launch_workspace  # noqa: E402
+from tests.standin.build_image import build  # noqa: E402
+from tests.standin.override import write_test_override  # noqa: E402
+from tests.standin.process import free_port  # noqa: E402
+
+CLI = str(REPO / ".venv" / "bin" / "agent-manager")
+PROMPT = [{"role": "user", "content": "measure the router"}]
+STREAM_TOKENS = 400
+
+
+def workspace(root: Path, load_seconds: float) -> dict[str, int]:
+    """bench_launch's workspace (default agents on free ports), with fast token knobs."""
+    ports = launch_workspace(root, load_seconds)
+    knobs = {
+        "STANDIN_LOAD_SECONDS": str(load_seconds),
+        "STANDIN_TTFT_SECONDS": "0",
+        "STANDIN_TOKENS_PER_SECOND": "1000",
+    }
+    for agent in ports:
+        write_test_override(root, agent, knobs)
+    return ports
+
+
+def wait_for(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (from /proc), load-independent unlike wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def added_latency(
+    client: httpx.Client, router: str, direct: str, count: int, router_pid: int
+) -> None:
+    cpu_before = cpu_seconds(router_pid)
+    body = {"model": "po", "messages": PROMPT, "max_tokens": 1}
+    times: dict[str, list[float]] = {"router": [], "direct": []}
+    for index in range(count * 2):
+        which, base = ("router", router) if index % 2 == 0 else ("direct", direct)
+        start = time.perf_counter()
+        answer = client.post(base + "/v1/chat/completions", json=body)
+        times[which].append(time.perf_counter() - start)
+        assert answer.status_code == 200, answer.text
+    p50 = {k: statistics.median(v) * 1000 for k, v in times.items()}
+    p99 = {k: percentile(v, 99) * 1000 for k, v in times.items()}
+    print(f"(a) added latency over {count} non-streaming requests each way")
+    print(f"    direct  p50 {p50['direct']:6.2f} ms   p99 {p99['direct']:6.2f} ms")
+    print(f"    router  p50 {p50['router']:6.2f} ms   p99 {p99['router']:6.2f} ms")
+    added = p50["router"] - p50["direct"]
+    print(
+        f"    added   p50 {added:6.2f} ms   p99 {p99['router'] - p99['direct']:6.2f} ms"
+        f"   target p50 <= 1 ms ({added / 1.0:.0%} of target)"
+    )
+    cpu_ms = (cpu_seconds(router_pid) - cpu_before) * 1000 / count
+    load = os.getloadavg()[0]
+    print(f"    router CPU per request {cpu_ms:.2f} ms (user+system; load average {load:.1f})")
+
+
+def stream_rate(client: httpx.Client, base: str) -> float:
+    body = {"model": "po", "messages": PROMPT, "max_tokens": STREAM_TOKENS, "stream": True}
+    first = last = 0.0
+    tokens = 0
+    with client.stream("POST", base + "/v1/chat/completions", json=body) as response:
+        for line in response.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            choices = json.loads(line[6:]).get("choices") or [{}]
+            if choices[0].get("delta", {}).get("content"):
+                tokens += 1
+                last = time.perf_counter()
+                first = first or last
+    assert tokens == STREAM_TOKENS, tokens
+    return (tokens - 1) / (last - first)
+
+
+def streaming(client: httpx.Client, router: str, direct: str, count: int) -> None:
+    rates: dict[str, list[float]] = {"router": [], "direct": []}
+    for _ in range(count):
+        rates["direct"].append(stream_rate(client, direct))
+        rates["router"].append(stream_rate(client, router))
+    median = {k: statistics.median(v) for k, v in rates.items()}
+    ratio = median["router"] / median["direct"]
+    print(f"(b) streaming, {count} streams of {STREAM_TOKENS} tokens each way (stand-in 1000/s)")
+    print(f"    direct {median['direct']:7.1f} tok/s   router {median['router']:7.1f} tok/s")
+    print(f"    ratio router/direct {ratio:.3f}   target >= 0.98")
+
+
+def first_healthy(url: str, found: list[float], stop: threading.Event) -> None:
+    # One kept client and a 5 ms period: a new client per poll would take the GIL from the
+    # thread reading the first token and inflate the router's share.
+    with httpx.Client(timeout=0.5) as client:
+        while not stop.is_set():
+            try:
+                if client.get(url).status_code == 200:
+                    found.append(time.time())
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.005)
+
+
+def container_started(home: list[str], agent: str) -> float:
+    listed = subprocess.run([CLI, *home, "status", "--json"], capture_output=True, text=True)
+    row = next(r for r in json.loads(listed.stdout)["agents"] if r["agent"] == agent)
+    value = parse_docker_time(row["started_at"])
+    assert value is not None
+    return value
+
+
+def cold_start(home: list[str], router: str, ports: dict[str, int], runs: int) -> None:
+    excess: list[float] = []
+    for run in range(runs):
+        agent = ("architect", "developer")[run % 2]
+        subprocess.run([CLI, *home, "stop"], capture_output=True, check=True)
+        healthy: list[float] = []
+        stop = threading.Event()
+        url = f"http://127.0.0.1:{ports[agent]}/health"
+        watcher = threading.Thread(target=first_healthy, args=(url, healthy, stop), daemon=True)
+        watcher.start()
+        body = {"model": agent, "messages": PROMPT, "max_tokens": 4, "stream": True}
+        start = time.time()
+        ttft = None
+        seen = []
+        with httpx.stream("POST", router + "/v1/chat/completions", json=body, timeout=300) as r:
+            for line in r.iter_lines():
+                seen.append(line)
+                if '"content":"' in line and '"content":""' not in line:
+                    ttft = time.time() - start
+                    break
+        stop.set()
+        watcher.join(5)
+        if ttft is None or not healthy:
+            raise SystemExit(f"no first token from {agent} (health seen: {healthy}): {seen}")
+        own_load = healthy[0] - container_started(home, agent)
+        excess.append(ttft - own_load)
+        switch = httpx.get(router + "/router/status").json()["last_switch"]["seconds"]
+        print(
+            f"    run {run + 1} {agent:9s} TTFT {ttft:5.2f} s   own load {own_load:5.2f} s   "
+            f"excess {excess[-1]:5.2f} s (launch core {switch - own_load:5.2f} s, "
+            f"router {ttft - switch:5.2f} s)"
+        )
+    value = statistics.median(excess)
+    print(f"(c) first request for a stopped agent: TTFT - own load time, median {value:.2f} s")
+    print(f"    target <= 0.5 s ({value / 0.5:.0%} of target)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--streams", type=int, default=5)
+    parser.add_argument("--cold", type=int, default=4)
+    parser.add_argument("--load", type=float, default=1.0, help="stand-in load seconds")
+    args = parser.parse_args()
+    build()
+    os.environ["AGENT_MANAGER_INSTANCE"] = f"bench-{uuid.uuid4().hex[:8]}"
+    root = Path(tempfile.mkdtemp(prefix="bench-router-"))
+    home = ["--home", str(root)]
+    port = free_port()
+    router = f"http://127.0.0.1:{port}"
+    log = (root / "router.log").open("w")
+    server = None
+    try:
+        ports = workspace(root, args.load)
+        direct = f"http://127.0.0.1:{ports['po']}"
+        server = subprocess.Popen(
+            [CLI, *home, "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
+        )
+        wait_for(router + "/health")
+        with httpx.Client(timeout=300) as client:
+            body = {"model": "po", "messages": PROMPT, "max_tokens": 1}
+            assert client.post(router + "/v1/chat/completions", json=body).status_code == 200
+            for _ in range(50):  # warm both paths
+                client.post(router + "/v1/chat/completions", json=body)
+                client.post(direct + "/v1/chat/completions", json=body)
+            added_latency(client, router, direct, args.requests, server.pid)
+            streaming(client, router, direct, args.streams)
+        cold_start(home, router, ports, args.cold)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(60)
+        subprocess.run([CLI, *home, "stop", "--all"], capture_output=True)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

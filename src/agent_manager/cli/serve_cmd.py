@@ -1,0 +1,86 @@
+"""`serve`: parse → router/server.py."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from agent_manager.cli.options import workspace
+
+
+def serve(
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to listen on; anything but loopback needs --api-key-env.",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8080,
+    idle_stop: Annotated[
+        str | None,
+        typer.Option(
+            "--idle-stop",
+            help="Stop the active agent after this long without a request (30m, 90s, 1h); "
+            "the next request starts it again.",
+        ),
+    ] = None,
+    max_queue: Annotated[
+        int,
+        typer.Option("--max-queue", min=1, help="Requests that may wait per agent (then 429)."),
+    ] = 100,
+    max_wait: Annotated[
+        float,
+        typer.Option("--max-wait", min=1, help="Seconds a request may wait for its agent (503)."),
+    ] = 600.0,
+    drain_timeout: Annotated[
+        float,
+        typer.Option(
+            "--drain-timeout",
+            min=1,
+            help="Seconds in-flight requests get to finish before a switch or on exit (then 503).",
+        ),
+    ] = 60.0,
+    switch_timeout: Annotated[
+        float,
+        typer.Option(
+            "--switch-timeout", min=1, help="Seconds an agent may take to start (as launch)."
+        ),
+    ] = 1200.0,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="Environment variable holding the key clients must send (never the key).",
+        ),
+    ] = None,
+    stop_agents_on_exit: Annotated[
+        bool,
+        typer.Option("--stop-agents-on-exit", help="Stop the running agent when the router exits."),
+    ] = False,
+) -> None:
+    """Serve all agents behind one OpenAI endpoint.
+
+    The body's `model` names the agent (served name or agent name); a request for another
+    agent than the running one waits while the router switches on demand (same core as
+    `launch`).
+    Policy and routes: docs/router.md.
+    """
+    from agent_manager.cli.errors import debug_enabled
+    from agent_manager.router.config import RouterConfig, parse_duration
+    from agent_manager.router.server import serve as run_server
+
+    config = RouterConfig(
+        host=host,
+        port=port,
+        idle_stop_s=parse_duration(idle_stop, "--idle-stop") if idle_stop else None,
+        max_queue=max_queue,
+        max_wait_s=max_wait,
+        drain_timeout_s=drain_timeout,
+        switch_timeout_s=switch_timeout,
+        api_key_env=api_key_env,
+        stop_agents_on_exit=stop_agents_on_exit,
+        debug=debug_enabled(),
+    )
+    raise typer.Exit(run_server(workspace(), config))

@@ -1,0 +1,109 @@
+"""The router's one door to the switch core: `runtime.switch.switch_to`, the same function
+`launch` runs (workspace lock, stop the other agent, wait for VRAM, ready detection,
+diagnosis), in a worker thread.
+
+What runs is read from Docker labels, never from the router's memory; stopping takes the
+workspace lock like `agent-manager stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from agent_manager.errors import AgentManagerError
+from agent_manager.router.policy import SwitchFailed
+from agent_manager.spec.workspace import Workspace
+
+LOG = logging.getLogger("agent_manager.router")
+T = TypeVar("T")
+
+
+async def in_thread(work: Callable[[], T]) -> T:
+    """Run blocking work in a daemon thread: on exit a half-done launch is left as it is
+    (like Ctrl-C on `launch`), never waited for."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def run() -> None:
+        try:
+            outcome: tuple[T | None, BaseException | None] = (work(), None)
+        except BaseException as error:  # noqa: BLE001 - handed to the awaiting task
+            outcome = (None, error)
+        try:
+            loop.call_soon_threadsafe(_settle, future, *outcome)
+        except RuntimeError:
+            pass  # the router has exited meanwhile: nobody waits for this any more
+
+    threading.Thread(target=run, daemon=True, name="agent-manager-switch").start()
+    return await future
+
+
+def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
+
+
+class DockerSwitcher:
+    """Switch, stop and "what runs" for one workspace, on the real Docker."""
+
+    def __init__(self, ws: Workspace, timeout_s: float):
+        self.ws = ws
+        self.timeout_s = timeout_s
+
+    async def switch_to(self, agent: str) -> None:
+        await in_thread(lambda: self._launch(agent))
+
+    def _launch(self, agent: str) -> None:
+        from agent_manager.runtime.context import LaunchEvents, LaunchFailed, LaunchOptions
+        from agent_manager.runtime.switch import switch_to
+
+        events = LaunchEvents(
+            message=lambda text: LOG.info("%s: %s", agent, text),
+            warning=lambda text: LOG.warning("%s: %s", agent, text),
+        )
+        LOG.info("switching to %s", agent)
+        try:
+            result = switch_to(self.ws, agent, LaunchOptions(timeout=self.timeout_s), events)
+        except LaunchFailed as failed:
+            LOG.error("%s did not start: %s", agent, failed.failure.summary)
+            raise SwitchFailed(agent, failed.failure.summary, failed.failure.fix) from None
+        except AgentManagerError as error:
+            LOG.error("%s did not start: %s", agent, error.message)
+            raise SwitchFailed(agent, error.message, error.hint) from None
+        LOG.info("%s is ready in %.1f s", agent, result.seconds)
+
+    async def stop(self, agent: str) -> None:
+        await in_thread(lambda: self._stop(agent))
+
+    def _stop(self, agent: str) -> None:
+        from agent_manager.runtime.agents import stop_agents
+        from agent_manager.runtime.lock import workspace_lock
+
+        LOG.info("stopping %s (idle)", agent)
+        try:
+            with workspace_lock(
+                self.ws.lock_path, agent=agent, command=f"serve (idle stop of {agent})", timeout=60
+            ):
+                stop_agents(self.ws, agent)
+        except AgentManagerError as error:
+            LOG.error("could not stop %s: %s", agent, error.message)
+            raise
+
+    async def running(self) -> str | None:
+        return await in_thread(running_agent)
+
+
+def running_agent() -> str | None:
+    """The agent whose container runs now, by our labels; None when none does."""
+    from agent_manager.adapters import docker as docker_adapter
+
+    running = [c for c in docker_adapter.list_agent_containers(False) if c.running]
+    return running[0].agent if running else None

@@ -1,0 +1,224 @@
+"""One request through to the agent and back: admission by the scheduler, the httpx call,
+streaming pass-through chunk by chunk, cancellation, and the agent's own key added upstream.
+
+Streams are relayed as the agent sends them (`aiter_raw` into a `StreamingResponse`), never
+buffered. A client that disconnects closes the upstream connection, so vLLM aborts the request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Message, Receive, Scope, Send
+
+from agent_manager.router.catalog import Target
+from agent_manager.router.metrics import RouterMetrics
+from agent_manager.router.policy import RouterError, Scheduler, Ticket
+
+LOG = logging.getLogger("agent_manager.router")
+FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "user-agent")
+FORWARDED_RESPONSE_HEADERS = ("content-type",)
+_RETRY = -1  # the agent refused the connection before anything was sent: ask again
+CLIENT_GONE = 499  # nginx's "client closed request", for the log and metrics only
+
+
+def error_body(status: int, message: str, kind: str, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error shape, as the `openai` client reads it."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": status}}
+
+
+def error_response(
+    status: int, message: str, kind: str, retry_after: float | None = None
+) -> Response:
+    headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else None
+    return JSONResponse(error_body(status, message, kind), status_code=status, headers=headers)
+
+
+def sse_error(status: int, message: str) -> bytes:
+    """The last event of a stream the router had to end (vLLM ends failed streams alike)."""
+    return (
+        f"data: {json.dumps(error_body(status, message, 'ServiceUnavailableError'))}\n\n".encode()
+    )
+
+
+def new_client() -> httpx.AsyncClient:
+    # No read timeout: a long generation is not a failure. Connect fails fast: nothing listens.
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(None, connect=5.0),
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+    )
+
+
+class _TrackedSend:
+    """`send` that remembers whether the response has started (headers are out)."""
+
+    def __init__(self, send: Send):
+        self._send = send
+        self.status: int | None = None
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        await self._send(message)
+
+
+@dataclass
+class Relay:
+    """Sends admitted requests to their agent; one per router."""
+
+    scheduler: Scheduler
+    metrics: RouterMetrics
+    client: httpx.AsyncClient
+    debug: bool = False
+
+    async def handle(
+        self,
+        target: Target,
+        path: str,
+        body: bytes,
+        stream: bool,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> int:
+        """Admit, forward, answer; returns the HTTP status the client got."""
+        for attempt in (1, 2):
+            try:
+                ticket = await self.scheduler.acquire(target.agent)
+            except RouterError as error:
+                response = error_response(
+                    error.status, error.message, error.kind, error.retry_after
+                )
+                await response(scope, receive, send)
+                return error.status
+            try:
+                status = await self._exchange(
+                    ticket, target, path, body, stream, scope, receive, send
+                )
+            finally:
+                self.scheduler.release(ticket)
+            if status != _RETRY:
+                return status
+            # Stopped by hand (or crashed) since the last look at Docker: start it again.
+            self.scheduler.forget(target.agent)
+            if attempt == 2:
+                break
+        message = f"{target.agent} does not accept connections at {target.url}."
+        hint = f" See `agent-manager status` and `agent-manager logs {target.agent}`."
+        await error_response(503, message + hint, "ServiceUnavailableError")(scope, receive, send)
+        return 503
+
+    async def _exchange(
+        self,
+        ticket: Ticket,
+        target: Target,
+        path: str,
+        body: bytes,
+        stream: bool,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> int:
+        tracked = _TrackedSend(send)
+        status = 0
+        gone: list[bool] = []
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_on, ticket, group.cancel_scope)
+            if not stream:  # a StreamingResponse watches for the disconnect itself
+                group.start_soon(_cancel_on_disconnect, receive, tracked, group.cancel_scope, gone)
+            status = await self._relay(target, path, body, scope, receive, tracked)
+            group.cancel_scope.cancel()
+        if gone:
+            return CLIENT_GONE  # the upstream connection is closed: vLLM aborts the request
+        if not ticket.cancelled.is_set() or status == _RETRY:
+            return status
+        if tracked.status is None:  # cancelled before the agent answered
+            await error_response(503, ticket.reason, "ServiceUnavailableError")(
+                scope, receive, send
+            )
+            return 503
+        await send({"type": "http.response.body", "body": sse_error(503, ticket.reason)})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return tracked.status
+
+    async def _relay(
+        self, target: Target, path: str, body: bytes, scope: Scope, receive: Receive, send: Send
+    ) -> int:
+        headers = _upstream_headers(scope, target)
+        request = self.client.build_request(
+            "POST", target.url + path, content=body, headers=headers
+        )
+        start = time.monotonic()
+        try:
+            upstream = await self.client.send(request, stream=True)
+        except httpx.ConnectError:
+            return _RETRY
+        except httpx.HTTPError as error:
+            message = f"{target.agent} did not answer: {type(error).__name__}: {error}"
+            await error_response(502, message, "BadGatewayError")(scope, receive, send)
+            return 502
+        self.metrics.upstream_seconds.labels(target.agent).observe(time.monotonic() - start)
+        kept = {k: v for k, v in upstream.headers.items() if k in FORWARDED_RESPONSE_HEADERS}
+        try:
+            if upstream.headers.get("content-type", "").startswith("text/event-stream"):
+                stream = StreamingResponse(
+                    _chunks(upstream, target.agent), upstream.status_code, headers=kept
+                )
+                await stream(scope, receive, send)
+            else:
+                content = await upstream.aread()
+                if self.debug:
+                    LOG.debug(
+                        "response from %s: %s", target.agent, content.decode(errors="replace")
+                    )
+                await Response(content, upstream.status_code, headers=kept)(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await upstream.aclose()  # closing the connection is how vLLM learns to abort
+        return upstream.status_code
+
+
+async def _cancel_on(ticket: Ticket, scope: anyio.CancelScope) -> None:
+    await ticket.cancelled.wait()
+    scope.cancel()
+
+
+async def _cancel_on_disconnect(
+    receive: Receive, tracked: _TrackedSend, scope: anyio.CancelScope, gone: list[bool]
+) -> None:
+    """A client that leaves before its (non-streamed) answer frees the agent at once, rather
+    than holding a switch's drain until vLLM finishes a generation nobody reads."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    if tracked.status is None:
+        gone.append(True)
+        scope.cancel()
+
+
+async def _chunks(upstream: httpx.Response, agent: str) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as error:
+        yield sse_error(502, f"{agent} stopped answering mid-stream ({type(error).__name__}).")
+
+
+def _upstream_headers(scope: Scope, target: Target) -> dict[str, str]:
+    """The client's content headers; never its Authorization (that is the router's key)."""
+    headers = {"accept-encoding": "identity"}
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1").lower()
+        if name in FORWARDED_REQUEST_HEADERS:
+            headers[name] = raw_value.decode("latin-1")
+    key = target.api_key
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    return headers
