@@ -59,7 +59,10 @@ class StatusReport(BaseModel):
 
 
 def collect_status(ws: Workspace) -> StatusReport:
-    rows = [_status_of(ws, container) for container in docker_adapter.list_agent_containers()]
+    rows = [
+        _status_of(ws, container)
+        for container in docker_adapter.get_docker().list_agent_containers()
+    ]
     running = next((row.agent for row in rows if row.state in ("running", "restarting")), None)
     return StatusReport(running=running, agents=rows)
 
@@ -159,7 +162,7 @@ def parse_docker_time(text: str | None) -> float | None:
 
 
 def diagnose_container(container: AgentContainer, gpu_holders: list[str] | None = None) -> Failure:
-    lines = docker_adapter.log_lines(container.id, tail=DIAGNOSIS_TAIL)
+    lines = docker_adapter.get_docker().log_lines(container.id, tail=DIAGNOSIS_TAIL)
     ctx = Context(
         agent=container.agent,
         exit_code=container.exit_code,
@@ -207,10 +210,10 @@ def stop_agents(
         raise UsageError("Give an agent or --all, not both.")
     if agent is not None:
         agent = ws.resolve_agent(agent)
-    chosen = select_to_stop(docker_adapter.list_agent_containers(), agent, everything)
+    chosen = select_to_stop(docker_adapter.get_docker().list_agent_containers(), agent, everything)
     stopped = [stop_and_remove(c, grace_s=grace_s, on_progress=on_progress) for c in chosen]
     for project in sorted({c.project for c in chosen}):
-        docker_adapter.remove_project_networks(project)
+        docker_adapter.get_docker().remove_project_networks(project)
     return StopReport(stopped=stopped, nothing_to_stop=not stopped)
 
 
@@ -230,15 +233,15 @@ def stop_and_remove(
         if on_progress:
             on_progress(f"Stopping {container.agent} (container {container.name})...")
         _bounded(
-            lambda: docker_adapter.stop_container(container.id, grace_s),
+            lambda: docker_adapter.get_docker().stop_container(container.id, grace_s),
             what=f"stop {container.agent} (container {container.name})",
             limit_s=grace_s + 30,
             on_progress=on_progress,
             start=start,
         )
-    docker_adapter.remove_container(container.id)
+    docker_adapter.get_docker().remove_container(container.id)
     deadline = time.monotonic() + 30
-    while docker_adapter.agent_container(container.id) is not None:
+    while docker_adapter.get_docker().agent_container(container.id) is not None:
         if time.monotonic() > deadline:
             raise LaunchError(
                 f"Docker did not remove container {container.name} within 30 s.",
@@ -294,7 +297,7 @@ def _bounded(
 
 def container_for_logs(agent: str) -> AgentContainer:
     """The running container of `agent`, else its most recent one (a crashed one included)."""
-    mine = [c for c in docker_adapter.list_agent_containers() if c.agent == agent]
+    mine = [c for c in docker_adapter.get_docker().list_agent_containers() if c.agent == agent]
     if not mine:
         raise AgentManagerError(
             f"{agent} has no container: it was never launched, or it was stopped and removed.",
