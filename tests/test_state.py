@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_manager.runtime.agents import serving_probe
 from agent_manager.runtime.context import LaunchEvents, LaunchFailed
 from agent_manager.runtime.state import (
     AgentMachine,
@@ -137,6 +138,15 @@ def test_current_states_come_from_docker_and_name_agents_without_containers(
     }
     assert now["developer"].container is None
     assert now["architect"].container is not None
+
+
+def test_a_running_agent_reads_as_ready_once_its_server_answers(
+    workspace: Path, fake: FakeDocker
+) -> None:
+    fake.add("po", port=8002)
+    probe = serving_probe(resolve_workspace(workspace))
+    assert current_states(probe=probe)["po"].state is S.STARTING  # /health not answering yet
+    assert current_states(probe=probe)["po"].state is S.READY
 
 
 def test_an_agents_running_container_decides_over_a_newer_crashed_one(fake: FakeDocker) -> None:

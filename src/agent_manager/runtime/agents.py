@@ -19,6 +19,7 @@ from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.errors import AgentManagerError, LaunchError, UsageError
 from agent_manager.runtime.diagnose import Context, Failure, diagnose
+from agent_manager.runtime.state import AgentState, RunningProbe
 from agent_manager.spec.agents import Agent, load_agent
 from agent_manager.spec.endpoint import api_key_from
 from agent_manager.spec.workspace import Workspace
@@ -141,6 +142,22 @@ def _health(url: str | None, key: str | None, served: str | None) -> str:
     if models is None or (served is not None and served not in models):
         return "starting"
     return "ready"
+
+
+def serving_probe(ws: Workspace) -> RunningProbe:
+    """For `state.current_states`: a running container is ready once its server answers
+    /health and lists its served name, else still starting (the same test `status` uses)."""
+
+    def probe(container: AgentContainer) -> AgentState:
+        try:
+            agent: Agent | None = load_agent(ws, container.agent)
+        except AgentManagerError:
+            agent = None
+        url, key = _endpoint(agent, container.port)
+        ready = _health(url, key, container.served_name) == "ready"
+        return AgentState.READY if ready else AgentState.STARTING
+
+    return probe
 
 
 def _uptime(started_at: str | None) -> float | None:
