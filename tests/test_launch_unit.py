@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager.adapters import docker as docker_adapter
+from agent_manager.adapters.docker_sdk import SdkDocker
 from agent_manager.errors import LaunchError
 from agent_manager.runtime import gpu, vram
 from agent_manager.runtime.agents import parse_docker_time, parse_since
@@ -440,7 +440,7 @@ class _Client:
 )
 def test_log_stream_joins_chunks_into_lines(split_cr: bool, lines: list[str]) -> None:
     chunks = [b"fir", b"st\nbar 10%\rbar 6", b"0%\rbar 100%\nla", b"st"]
-    docker = docker_adapter.SdkDocker(_Client(chunks))
+    docker = SdkDocker(_Client(chunks))
     assert list(docker.log_stream("x", follow=False, split_cr=split_cr)) == lines
 
 
