@@ -193,6 +193,17 @@ def test_a_crashed_agent_is_removed_before_it_starts_again_and_can_fail_again(
     ]
 
 
+def test_a_container_docker_is_already_removing_is_finished_then_replaced(
+    workspace: Path, fake: FakeDocker
+) -> None:
+    fake.add("po", state="removing", port=8002)
+    assert switch_moves(workspace, "po") == [
+        ("po", "stopping", "stopped"),
+        ("po", "stopped", "starting"),
+        ("po", "starting", "ready"),
+    ]
+
+
 def test_a_kept_agent_only_becomes_ready(workspace: Path, fake: FakeDocker) -> None:
     container = fake.add("po", port=8002)
     spec_hash = load_agent(resolve_workspace(workspace), "po").spec_hash()

@@ -46,7 +46,7 @@ from agent_manager.runtime.diagnose import Context, Failure, diagnose
 from agent_manager.runtime.lock import LockHolder, workspace_lock
 from agent_manager.runtime.phases import CREATING, PULLING, phase_of
 from agent_manager.runtime.ports import preflight_port
-from agent_manager.runtime.state import AgentMachine, AgentState, can_move, states_from
+from agent_manager.runtime.state import AgentMachine, AgentState, states_from
 from agent_manager.runtime.vram import GpuWatch
 from agent_manager.spec.agents import Agent, load_agents
 from agent_manager.spec.endpoint import endpoint_for
@@ -214,10 +214,11 @@ class ColdSwitch:
             plan.machine(agent)
             for agent in dict.fromkeys(c.agent for c in leaving)
             if (plan.keep is None or agent != plan.keep.agent)
-            and can_move(plan.machine(agent).state, AgentState.STOPPING)
+            and plan.machine(agent).state is not AgentState.STOPPED
         ]
         for machine in moving:
-            machine.move(AgentState.STOPPING)
+            if machine.state is not AgentState.STOPPING:  # Docker may be removing it already
+                machine.move(AgentState.STOPPING)
         for old in leaving:
             stopped = stop_and_remove(old, grace_s=STOP_GRACE_S, on_progress=events.message)
             if old.running:
