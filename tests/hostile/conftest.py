@@ -106,9 +106,9 @@ def disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def interrupt_before_compose(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C while launch still checks things, before `docker compose up` ran."""
-    from agent_manager.runtime import launch as launch_module
+    from agent_manager.runtime import switch
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(launch_module, "launch", interrupted)
+    monkeypatch.setattr(switch, "switch_to", interrupted)

@@ -20,6 +20,7 @@ from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.errors import AgentManagerError, LaunchError, UsageError
 from agent_manager.runtime.diagnose import Context, Failure, diagnose
+from agent_manager.runtime.state import AgentState, RunningProbe
 from agent_manager.spec.agents import Agent, display_path, load_agent
 from agent_manager.spec.endpoint import api_key_from
 from agent_manager.spec.workspace import Workspace
@@ -60,7 +61,10 @@ class StatusReport(BaseModel):
 
 
 def collect_status(ws: Workspace) -> StatusReport:
-    rows = [_status_of(ws, container) for container in docker_adapter.list_agent_containers()]
+    rows = [
+        _status_of(ws, container)
+        for container in docker_adapter.get_docker().list_agent_containers()
+    ]
     running = next((row.agent for row in rows if row.state in ("running", "restarting")), None)
     return StatusReport(running=running, agents=rows)
 
@@ -141,6 +145,22 @@ def _health(url: str | None, key: str | None, served: str | None) -> str:
     return "ready"
 
 
+def serving_probe(ws: Workspace) -> RunningProbe:
+    """For `state.current_states`: a running container is ready once its server answers
+    /health and lists its served name, else still starting (the same test `status` uses)."""
+
+    def probe(container: AgentContainer) -> AgentState:
+        try:
+            agent: Agent | None = load_agent(ws, container.agent)
+        except AgentManagerError:
+            agent = None
+        url, key = _endpoint(agent, container.port)
+        ready = _health(url, key, container.served_name) == "ready"
+        return AgentState.READY if ready else AgentState.STARTING
+
+    return probe
+
+
 def _uptime(started_at: str | None) -> float | None:
     when = parse_docker_time(started_at)
     return None if when is None else max(0.0, time.time() - when)
@@ -159,9 +179,19 @@ def parse_docker_time(text: str | None) -> float | None:
     return when.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
 
 
-def diagnose_container(container: AgentContainer, spec_path: Path | None = None) -> Failure:
-    lines = docker_adapter.log_lines(container.id, tail=DIAGNOSIS_TAIL)
-    ctx = Context(container.agent, container.exit_code, container.state, spec_path=spec_path)
+def diagnose_container(
+    container: AgentContainer,
+    spec_path: Path | None = None,
+    gpu_holders: list[str] | None = None,
+) -> Failure:
+    lines = docker_adapter.get_docker().log_lines(container.id, tail=DIAGNOSIS_TAIL)
+    ctx = Context(
+        container.agent,
+        container.exit_code,
+        container.state,
+        gpu_holders=gpu_holders or [],
+        spec_path=spec_path,
+    )
     return diagnose(lines, ctx)
 
 
@@ -203,10 +233,10 @@ def stop_agents(
         raise UsageError("Give an agent or --all, not both.")
     if agent is not None:
         agent = ws.resolve_agent(agent)
-    chosen = select_to_stop(docker_adapter.list_agent_containers(), agent, everything)
+    chosen = select_to_stop(docker_adapter.get_docker().list_agent_containers(), agent, everything)
     stopped = [stop_and_remove(c, grace_s=grace_s, on_progress=on_progress) for c in chosen]
     for project in sorted({c.project for c in chosen}):
-        docker_adapter.remove_project_networks(project)
+        docker_adapter.get_docker().remove_project_networks(project)
     return StopReport(stopped=stopped, nothing_to_stop=not stopped)
 
 
@@ -226,15 +256,15 @@ def stop_and_remove(
         if on_progress:
             on_progress(f"Stopping {container.agent} (container {container.name})...")
         _bounded(
-            lambda: docker_adapter.stop_container(container.id, grace_s),
+            lambda: docker_adapter.get_docker().stop_container(container.id, grace_s),
             what=f"stop {container.agent} (container {container.name})",
             limit_s=grace_s + 30,
             on_progress=on_progress,
             start=start,
         )
-    docker_adapter.remove_container(container.id)
+    docker_adapter.get_docker().remove_container(container.id)
     deadline = time.monotonic() + 30
-    while docker_adapter.agent_container(container.id) is not None:
+    while docker_adapter.get_docker().agent_container(container.id) is not None:
         if time.monotonic() > deadline:
             raise LaunchError(
                 f"Docker did not remove container {container.name} within 30 s.",
@@ -290,7 +320,7 @@ def _bounded(
 
 def container_for_logs(agent: str) -> AgentContainer:
     """The running container of `agent`, else its most recent one (a crashed one included)."""
-    mine = [c for c in docker_adapter.list_agent_containers() if c.agent == agent]
+    mine = [c for c in docker_adapter.get_docker().list_agent_containers() if c.agent == agent]
     if not mine:
         raise AgentManagerError(
             f"{agent} has no container: it was never launched, or it was stopped and removed.",

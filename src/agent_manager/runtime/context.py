@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from agent_manager.adapters.docker import Docker
 from agent_manager.errors import LaunchError
 from agent_manager.runtime.diagnose import Failure
 from agent_manager.runtime.state import AgentState
@@ -91,7 +92,7 @@ class LaunchProgress:
 
 @dataclass
 class SwitchContext:
-    """One switch: the target agent, the caller's options and channels, the clock."""
+    """One switch: the target agent, the caller's options and channels, the clock, Docker."""
 
     ws: Workspace
     agent: Agent
@@ -100,6 +101,7 @@ class SwitchContext:
     progress: LaunchProgress
     timings: LaunchTimings
     start: float  # time.monotonic() when the command began
+    docker: Docker
     # Whether every file vLLM needs is cached: then the container starts with HF offline.
     offline: bool = False
 

@@ -23,9 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from agent_manager.adapters import compose as compose_adapter
 from agent_manager.adapters import docker as docker_adapter
-from agent_manager.adapters.compose import CONFIG_HASH_LABEL
+from agent_manager.adapters.compose import CONFIG_HASH_LABEL, read_until_exit
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.compose.files import check_override, write_compose
 from agent_manager.compose.render import SERVICE
@@ -47,7 +46,7 @@ from agent_manager.runtime.diagnose import Context, Failure, diagnose
 from agent_manager.runtime.lock import LockHolder, workspace_lock
 from agent_manager.runtime.phases import CREATING, PULLING, phase_of
 from agent_manager.runtime.ports import preflight_port
-from agent_manager.runtime.state import AgentMachine, AgentState, can_move, states_from
+from agent_manager.runtime.state import AgentMachine, AgentState, states_from
 from agent_manager.runtime.vram import GpuWatch
 from agent_manager.spec.agents import Agent, load_agents
 from agent_manager.spec.endpoint import endpoint_for
@@ -72,12 +71,12 @@ def switch_to(
     require_api_key(agent)
     progress = progress if progress is not None else LaunchProgress(agent.name)
     progress.agent = agent.name
-    docker_adapter.get_docker()
-    compose_adapter.ensure_compose_cli()
+    docker = docker_adapter.get_docker()
+    docker.ensure_compose()
     warnings = list(planner.ensure_fits(agent, force=options.force))
     for text in warnings:
         events.warning(text)
-    ctx = SwitchContext(ws, agent, options, events, progress, timings, start)
+    ctx = SwitchContext(ws, agent, options, events, progress, timings, start, docker)
 
     def waiting(holder: LockHolder) -> None:
         events.message(f"Waiting for {holder.describe()} to finish (workspace lock)...")
@@ -150,7 +149,7 @@ class SwitchPlan:
 def _prepare(ctx: SwitchContext) -> SwitchPlan:
     """Pre-flight (nothing is touched if it fails), the compose file, and Docker's state."""
     agent, events = ctx.agent, ctx.events
-    containers = docker_adapter.list_agent_containers()
+    containers = ctx.docker.list_agent_containers()
     preflight_port(agent, containers)
     if write_compose(ctx.ws, agent):
         events.message(f"Wrote {ctx.ws.compose_path(agent.name)} (the spec changed).")
@@ -175,7 +174,7 @@ def _reusable(ctx: SwitchContext, containers: list[AgentContainer]) -> AgentCont
         if container.spec_hash != agent.spec_hash():
             return None
         # The spec is the same; the override file or the environment may not be.
-        wanted = compose_adapter.compose_config_hash(ctx.ws, agent.name, SERVICE, ctx.offline)
+        wanted = ctx.docker.compose_config_hash(ctx.ws, agent.name, SERVICE, ctx.offline)
         if wanted is not None and wanted == container.labels.get(CONFIG_HASH_LABEL):
             return container
         return None
@@ -217,10 +216,11 @@ class ColdSwitch:
             plan.machine(agent)
             for agent in dict.fromkeys(c.agent for c in leaving)
             if (plan.keep is None or agent != plan.keep.agent)
-            and can_move(plan.machine(agent).state, AgentState.STOPPING)
+            and plan.machine(agent).state is not AgentState.STOPPED
         ]
         for machine in moving:
-            machine.move(AgentState.STOPPING)
+            if machine.state is not AgentState.STOPPING:  # Docker may be removing it already
+                machine.move(AgentState.STOPPING)
         for old in leaving:
             stopped = stop_and_remove(old, grace_s=STOP_GRACE_S, on_progress=events.message)
             if old.running:
@@ -245,8 +245,8 @@ class ColdSwitch:
             raise
         ctx.timings.up_done = time.time()
         for project in sorted({c.project for c in plan.to_put_away if c.agent != agent.name}):
-            docker_adapter.remove_project_networks(project)
-        mine = [c for c in docker_adapter.list_agent_containers() if c.agent == agent.name]
+            ctx.docker.remove_project_networks(project)
+        mine = [c for c in ctx.docker.list_agent_containers() if c.agent == agent.name]
         if not mine:
             raise LaunchError(
                 f"`docker compose up` succeeded but no container of {agent.name} exists.",
@@ -267,8 +267,8 @@ def _compose_up(ctx: SwitchContext) -> None:
         if phase in (PULLING, CREATING):
             ctx.set_phase(phase)
 
-    process = compose_adapter.start_compose(ws, agent.name, "up", "-d", offline=ctx.offline)
-    run = compose_adapter.read_until_exit(process, ctx.deadline, on_line)
+    process = ctx.docker.start_compose(ws, agent.name, "up", "-d", offline=ctx.offline)
+    run = read_until_exit(process, ctx.deadline, on_line)
     if run.code is None:
         doing = " (still pulling the image)" if ctx.progress.phase == PULLING else ""
         raise LaunchError(
