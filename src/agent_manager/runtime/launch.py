@@ -42,7 +42,7 @@ from agent_manager.runtime.gpu import container_id_of, gib
 from agent_manager.runtime.lock import LockHolder, workspace_lock
 from agent_manager.runtime.phases import CREATING, PULLING, STARTING, announces_ready, phase_of
 from agent_manager.runtime.ports import PortUse, port_holders, port_use
-from agent_manager.spec.agents import Agent, load_agents
+from agent_manager.spec.agents import Agent, Engine, load_agents
 from agent_manager.spec.endpoint import endpoint_for
 from agent_manager.spec.workspace import Workspace, project_name
 
@@ -105,6 +105,7 @@ class LaunchOptions:
     timeout: float = DEFAULT_TIMEOUT_S
     wait: bool = True
     force: bool = False
+    engine: Engine | None = None  # `launch --engine`: overrides the spec's engine
 
 
 @dataclass
@@ -130,12 +131,14 @@ def launch(
     start = time.monotonic()
     deadline = start + options.timeout
     agent = load_agents(ws, [ws.resolve_agent(name)])[0]
+    if options.engine is not None:
+        agent = agent.with_engine(options.engine)
     _require_api_key(agent)
     progress = progress if progress is not None else LaunchProgress(agent.name)
     progress.agent = agent.name
     docker_adapter.get_docker()
     docker_adapter.ensure_compose_cli()
-    warnings = list(planner.ensure_fits(agent, force=options.force))
+    warnings = _fit_warnings(agent, options.force)
     for text in warnings:
         events.warning(text)
 
@@ -170,6 +173,20 @@ def launch(
         result.phase = progress.phase
         result.seconds = round(time.monotonic() - start, 2)
         return result
+
+
+def _fit_warnings(agent: Agent, force: bool) -> list[str]:
+    """The planner's verdict for a GPU agent, and one line on how to use the CPU without a GPU."""
+    if agent.spec.engine == "cpu":
+        return []
+    try:
+        nvml_adapter.get_nvml().devices()
+    except GpuUnavailableError as error:
+        return [
+            f"No NVIDIA GPU here ({error.message.rstrip('.')}). To run {agent.name} on the CPU: "
+            f"agent-manager launch {agent.name} --engine cpu"
+        ]
+    return list(planner.ensure_fits(agent, force=force))
 
 
 def _require_api_key(agent: Agent) -> None:

@@ -15,12 +15,16 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent_manager.spec.agents import Agent
+    from agent_manager.spec.agents import Agent, AgentSpec
 
 VLLM_VERSION = "0.33.0"
 IMAGE = "vllm/vllm-openai"
 IMAGE_TAG = f"v{VLLM_VERSION}"
+# vLLM's CPU images: one per architecture, tagged `<version>-<arch>` (FACTS.md §1).
+CPU_IMAGE = "vllm/vllm-openai-cpu"
 CONTAINER_PORT = 8000
+# A local model folder is mounted read-only at <MODEL_MOUNT>/<agent> inside the container.
+MODEL_MOUNT = "/models"
 
 # `--quantization` values of 0.33.0 (`QuantizationMethods`); the parser itself has no choices.
 QUANTIZATION_METHODS = frozenset(
@@ -148,15 +152,38 @@ def check_flags(args: list[str], table: FlagTable | None = None) -> list[tuple[s
     return found
 
 
+def cpu_arch(machine: str) -> str:
+    """The CPU image's architecture suffix for `platform.machine()`: arm64 or x86_64."""
+    return "arm64" if machine.lower() in ("aarch64", "arm64", "armv8l") else "x86_64"
+
+
+def image_ref(spec: AgentSpec, machine: str) -> str:
+    """The image an agent runs: vllm/vllm-openai:<tag>, or the CPU image for this machine."""
+    tag = spec.image_tag or IMAGE_TAG
+    if spec.engine == "cpu":
+        return f"{CPU_IMAGE}:{tag}-{cpu_arch(machine)}"
+    return f"{IMAGE}:{tag}"
+
+
+def model_argument(agent: Agent) -> str:
+    """What vLLM is told to load: the repo id, or where the local folder is mounted."""
+    if agent.spec.local_model:
+        return f"{MODEL_MOUNT}/{agent.name}"
+    return agent.spec.model
+
+
 def serve_argv(agent: Agent) -> list[str]:
     """The argv after `vllm serve` (the image's entrypoint): the model first, then flags."""
     spec = agent.spec
-    argv = [spec.model, "--served-model-name", agent.served_name, "--port", str(CONTAINER_PORT)]
+    argv = [model_argument(agent), "--served-model-name", agent.served_name]
+    argv += ["--port", str(CONTAINER_PORT)]
     if spec.revision:
         argv += ["--revision", spec.revision]
     if spec.max_context is not None:
         argv += ["--max-model-len", str(spec.max_context)]
-    argv += ["--gpu-memory-utilization", _number(spec.gpu_memory_fraction)]
+    if spec.engine == "cuda":
+        # On the CPU engine this flag would be a fraction of RAM; cpu_kv_cache_gib sizes it.
+        argv += ["--gpu-memory-utilization", _number(spec.gpu_memory_fraction)]
     if spec.max_num_seqs is not None:
         argv += ["--max-num-seqs", str(spec.max_num_seqs)]
     if spec.kv_cache_dtype != "auto":
