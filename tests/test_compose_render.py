@@ -225,6 +225,7 @@ def test_a_local_model_folder_is_mounted_read_only_and_served_under_the_agent_na
         "source": "/srv/models/qwen2.5-0.5b-instruct",
         "target": "/models/cpu",
         "read_only": True,
+        "bind": {"create_host_path": False},
     }
     assert mount in service["volumes"]
     command = service["command"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,25 @@ def test_the_cpu_kv_cache_is_a_field_not_an_environment_variable():
     assert "cpu_kv_cache_gib" in message
     ok = parse_spec("po", Path("agents/po.yaml"), BASE + "env:\n  VLLM_CPU_OMP_THREADS_BIND: 0-3\n")
     assert ok.spec.env == {"VLLM_CPU_OMP_THREADS_BIND": "0-3"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-O3"],
+        ["-O=2"],
+        ["-O", "1"],
+        ["--compilation-config.mode", "3"],
+        ["-cc.mode=3"],
+        ["--compilation-config.cudagraph_capture_sizes+", "1,2,4"],
+        ["--kv-transfer-config.kv_connector", "OffloadingConnector", "--block-size", "32"],
+    ],
+)
+def test_extra_args_accept_vllms_optimization_shorthand_and_dotted_keys(args: list[str]):
+    text = BASE + "extra_args: " + json.dumps(args) + "\n"
+    assert parse_spec("po", Path("agents/po.yaml"), text).spec.extra_args == args
+
+
+def test_dotted_keys_must_belong_to_a_config_flag():
+    message = full_message(spec_error(BASE + 'extra_args: ["--enforce-eager.mode", "3"]\n'))
+    assert "--enforce-eager is not a vLLM 0.33.0 config flag with keys" in message

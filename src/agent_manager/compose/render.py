@@ -72,6 +72,8 @@ def render_compose(agent: Agent, machine: str | None = None) -> dict[str, Any]:
                 "source": spec.model,
                 "target": model_argument(agent),
                 "read_only": True,
+                # Compose would otherwise create an empty folder for a missing path.
+                "bind": {"create_host_path": False},
             }
         )
     service: dict[str, Any] = {

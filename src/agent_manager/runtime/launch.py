@@ -15,6 +15,7 @@ the last one's agent running.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import subprocess
@@ -33,7 +34,7 @@ from agent_manager.adapters import nvml as nvml_adapter
 from agent_manager.adapters.docker import CONFIG_HASH_LABEL, AgentContainer
 from agent_manager.compose.files import write_compose
 from agent_manager.compose.render import SERVICE
-from agent_manager.errors import GpuUnavailableError, LaunchError
+from agent_manager.errors import GpuUnavailableError, LaunchError, SpecError
 from agent_manager.models.cache_state import CacheState, cache_state
 from agent_manager.plan import planner
 from agent_manager.runtime.agents import STOP_GRACE_S, stop_and_remove
@@ -134,6 +135,7 @@ def launch(
     if options.engine is not None:
         agent = agent.with_engine(options.engine)
     _require_api_key(agent)
+    _require_local_model(agent)
     progress = progress if progress is not None else LaunchProgress(agent.name)
     progress.agent = agent.name
     docker_adapter.get_docker()
@@ -187,6 +189,16 @@ def _fit_warnings(agent: Agent, force: bool) -> list[str]:
             f"agent-manager launch {agent.name} --engine cpu"
         ]
     return list(planner.ensure_fits(agent, force=force))
+
+
+def _require_local_model(agent: Agent) -> None:
+    """A local model folder must exist: Docker would refuse the mount with a cryptic line."""
+    if agent.spec.local_model and not Path(agent.spec.model).is_dir():
+        raise SpecError(
+            f"{agent.path}: 'model': the folder {agent.spec.model} does not exist on this machine.",
+            hint="Give the absolute path of a folder holding config.json, the tokenizer and the "
+            "*.safetensors weights (what `save_pretrained` writes).",
+        )
 
 
 def _require_api_key(agent: Agent) -> None:
@@ -528,9 +540,14 @@ def _fail(agent: Agent, container: AgentContainer, watcher: _LogWatcher) -> None
     lines = watcher.finish(timeout=2.0)
     if not lines:
         lines = docker_adapter.log_lines(container.id)
-    ctx = Context(agent=agent.name, exit_code=container.exit_code, state=container.state)
+    ctx = Context(
+        agent=agent.name,
+        exit_code=container.exit_code,
+        state=container.state,
+        max_context=agent.spec.max_context,
+    )
     failure = diagnose(lines, ctx)
     if failure.kind == "free-memory":
-        ctx = Context(ctx.agent, ctx.exit_code, ctx.state, gpu_holders=gpu_holders())
+        ctx = dataclasses.replace(ctx, gpu_holders=gpu_holders())
         failure = diagnose(lines, ctx)
     raise LaunchFailed(agent.name, failure, container.name)

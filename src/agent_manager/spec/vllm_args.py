@@ -113,10 +113,18 @@ def check_flags(args: list[str], table: FlagTable | None = None) -> list[tuple[s
     found: list[tuple[str, Flag]] = []
     i = 0
     while i < len(args):
-        token = args[i]
+        token = _optimization_shorthand(args[i])
         if not token.startswith("-") or token == "-":
             raise ArgvProblem(f"'{token}' is not a flag (a value without a flag before it)")
         name, has_inline, inline = token.partition("=")
+        if "." in name:
+            # `--compilation-config.mode 3`, `-cc.mode=3`: one key of a config flag, whose
+            # value vLLM reads as JSON (or as text), always the next word when not inline.
+            found.append(_dotted(name, table))
+            i += 1 if has_inline else 2
+            if not has_inline and i > len(args):
+                raise ArgvProblem(f"{name} needs a value")
+            continue
         flag = table.lookup(name)
         if flag is None:
             close = table.closest(name)
@@ -170,6 +178,25 @@ def model_argument(agent: Agent) -> str:
     if agent.spec.local_model:
         return f"{MODEL_MOUNT}/{agent.name}"
     return agent.spec.model
+
+
+def _optimization_shorthand(token: str) -> str:
+    """vLLM reads `-O3`, `-O=3` and `-Odecode` as `--optimization-level=<value>`."""
+    if token == "-O":
+        return "--optimization-level"
+    if token.startswith("-O="):
+        return "--optimization-level=" + token[3:]
+    if token.startswith("-O"):
+        return "--optimization-level=" + token[2:]
+    return token
+
+
+def _dotted(name: str, table: FlagTable) -> tuple[str, Flag]:
+    base = name.split(".", 1)[0]
+    flag = table.lookup(base)
+    if flag is None or not flag.takes_value:
+        raise ArgvProblem(f"{name}: {base} is not a vLLM {VLLM_VERSION} config flag with keys")
+    return name, flag
 
 
 def serve_argv(agent: Agent) -> list[str]:
