@@ -58,3 +58,14 @@ def test_a_local_model_folder_that_does_not_exist_is_refused_before_docker(
         run(workspace, "po")
     assert "'model': the folder /srv/nowhere/my-tune does not exist" in caught.value.message
     assert fake.ops == []
+
+
+def test_plan_reads_a_local_model_folder_without_asking_the_hub(tmp_path: Path) -> None:
+    from agent_manager.plan.checkpoint import read_checkpoint
+    from tests.vllm_real.tiny_model import write_model
+
+    folder = write_model(tmp_path / "tiny")
+    facts = read_checkpoint(str(folder), None)
+    assert facts.problems == [] and facts.config_source == "local cache"
+    assert facts.shape is not None
+    assert facts.weights.bytes == (folder / "model.safetensors").stat().st_size
