@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import yaml
 from agent_manager.errors import SpecError
 from agent_manager.runtime.launch import LaunchEvents, LaunchOptions, launch
 from agent_manager.spec.workspace import resolve_workspace
+from tests.conftest import CliResult
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.docker import FakeDocker, install
 
@@ -69,3 +72,16 @@ def test_plan_reads_a_local_model_folder_without_asking_the_hub(tmp_path: Path) 
     assert facts.problems == [] and facts.config_source == "local cache"
     assert facts.shape is not None
     assert facts.weights.bytes == (folder / "model.safetensors").stat().st_size
+
+
+def test_list_shows_a_cpu_agents_kv_space_instead_of_a_gpu_fraction(
+    workspace: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = workspace / "agents" / "po.yaml"
+    spec.write_text(spec.read_text().replace("engine: cuda", "engine: cpu"))
+    monkeypatch.setenv("AGENT_MANAGER_HOME", str(workspace))
+    listed = cli("list", "--json")
+    rows = {row["name"]: row for row in json.loads(listed.stdout)["agents"]}
+    assert rows["po"]["engine"] == "cpu" and rows["po"]["cpu_kv_cache_gib"] == 4
+    assert rows["architect"]["engine"] == "cuda" and rows["architect"]["cpu_kv_cache_gib"] is None
+    assert "cpu, 4 GiB KV" in cli("list").stdout
