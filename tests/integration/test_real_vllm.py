@@ -27,7 +27,7 @@ from tests.integration.conftest import cleanup_instance
 from tests.standin.process import free_port
 from tests.vllm_real.engine import IMAGE, venv_dir
 from tests.vllm_real.tiny_model import MAX_POSITIONS, write_model
-from tests.vllm_real.workspace import AGENT, RealWorkspace, spec_text
+from tests.vllm_real.workspace import AGENT, API_KEY, API_KEY_ENV, RealWorkspace, spec_text
 
 pytestmark = pytest.mark.vllm
 
@@ -85,7 +85,8 @@ class Served:
 def real(workspace_real: RealWorkspace) -> Served:
     """The agent `tiny` launched on the real server: started once for the module."""
     ws = workspace_real
-    ws.write_agent(AGENT, spec_text(ws.root / "models" / "tiny-qwen2", ws.port))
+    model = ws.root / "models" / "tiny-qwen2"
+    ws.write_agent(AGENT, spec_text(model, ws.port, api_key_env=API_KEY_ENV))
     started = time.monotonic()
     launch = ws.cli("launch", AGENT, "--json", "--timeout", "600")
     return Served(ws, launch, time.monotonic() - started)
@@ -106,7 +107,10 @@ def test_launch_returns_once_the_real_server_answers_health_and_lists_the_model(
     result = json.loads(launch.stdout)
     assert result["ready"] is True and result["served_name"] == AGENT
     assert requests.get(real.ws.url() + "/health", timeout=5).status_code == 200
-    models = requests.get(real.ws.url() + "/v1/models", timeout=5).json()
+    # The key reached vLLM through the compose file's ${TINY_API_KEY:?...} reference.
+    assert requests.get(real.ws.url() + "/v1/models", timeout=5).status_code == 401
+    key = {"Authorization": f"Bearer {API_KEY}"}
+    models = requests.get(real.ws.url() + "/v1/models", headers=key, timeout=5).json()
     assert [m["id"] for m in models["data"]] == [AGENT]
     assert models["data"][0]["root"] == f"/models/{AGENT}"  # the folder, mounted read-only
     _record("startup.log", _container_log(real.ws, AGENT))

@@ -19,6 +19,9 @@ from pathlib import Path
 from tests.vllm_real.engine import IMAGE, mounts, venv_dir
 
 AGENT = "tiny"
+# The served agent asks for an API key (api_key_env): passed by reference, as users do.
+API_KEY_ENV = "TINY_API_KEY"
+API_KEY = "tier-secret-key"
 CLI = str(Path(sys.executable).parent / "agent-manager")
 
 
@@ -67,6 +70,7 @@ class RealWorkspace:
             "AGENT_MANAGER_HOME": str(self.root),
             "AGENT_MANAGER_INSTANCE": self.instance,
             "HF_HOME": str(self.root / "hf-home"),
+            API_KEY_ENV: API_KEY,
             "NO_COLOR": "1",
             "COLUMNS": "200",
         }
