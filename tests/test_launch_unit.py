@@ -280,7 +280,10 @@ def test_lock_is_taken_once_the_holder_ends(tmp_path: Path) -> None:
     ("line", "phase"),
     [
         ("(APIServer pid=1) INFO [x] Automatically detected platform cuda.", "starting vLLM"),
-        ("(EngineCore_DP0 pid=2) INFO [x] Starting to load model Qwen/X...", "loading weights"),
+        (
+            "(EngineCore_DP0 pid=2) INFO [x] Starting to load model Qwen/X...",
+            "downloading or loading weights",
+        ),
         ("Time spent downloading weights for Qwen/X: 12.5 seconds", "downloading weights"),
         ("Model loading took 5.42 GiB memory and 3.1 seconds", "weights loaded (5.42 GiB)"),
         (

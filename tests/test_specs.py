@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,53 @@ def test_unknown_agent_on_the_command_line_suggests_a_name(workspace: Path):
 def test_a_spec_that_is_not_a_mapping_is_explained():
     error = spec_error("- just\n- a list\n")
     assert "expected 'field: value' lines" in error.message
+
+
+def test_engine_is_cuda_unless_the_spec_says_cpu():
+    assert parse_spec("po", Path("agents/po.yaml"), BASE).spec.engine == "cuda"
+    cpu = parse_spec("po", Path("agents/po.yaml"), BASE + "engine: cpu\n")
+    assert cpu.spec.engine == "cpu" and cpu.spec.cpu_kv_cache_gib == 4
+    assert cpu.with_engine("cuda").spec.engine == "cuda"
+
+
+def test_an_unknown_engine_names_the_field_and_the_choices():
+    message = full_message(spec_error(BASE + "engine: rocm\n"))
+    assert "agents/po.yaml:3" in message and "'engine'" in message
+    assert "'cuda'" in message and "'cpu'" in message and "'rocm'" in message
+
+
+def test_a_local_model_folder_must_be_an_absolute_path():
+    local = parse_spec("po", Path("agents/po.yaml"), "model: /srv/models/my-tune\nport: 8002\n")
+    assert local.spec.local_model
+    for written in ("./models/my-tune", "~/models/my-tune", "/srv/../etc", "/srv/a b"):
+        message = full_message(spec_error(f"model: '{written}'\nport: 8002\n"))
+        assert "'model'" in message and "absolute path" in message
+
+
+def test_the_cpu_kv_cache_is_a_field_not_an_environment_variable():
+    message = full_message(spec_error(BASE + "env:\n  VLLM_CPU_KVCACHE_SPACE: '8'\n"))
+    assert "cpu_kv_cache_gib" in message
+    ok = parse_spec("po", Path("agents/po.yaml"), BASE + "env:\n  VLLM_CPU_OMP_THREADS_BIND: 0-3\n")
+    assert ok.spec.env == {"VLLM_CPU_OMP_THREADS_BIND": "0-3"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-O3"],
+        ["-O=2"],
+        ["-O", "1"],
+        ["--compilation-config.mode", "3"],
+        ["-cc.mode=3"],
+        ["--compilation-config.cudagraph_capture_sizes+", "1,2,4"],
+        ["--kv-transfer-config.kv_connector", "OffloadingConnector", "--block-size", "32"],
+    ],
+)
+def test_extra_args_accept_vllms_optimization_shorthand_and_dotted_keys(args: list[str]):
+    text = BASE + "extra_args: " + json.dumps(args) + "\n"
+    assert parse_spec("po", Path("agents/po.yaml"), text).spec.extra_args == args
+
+
+def test_dotted_keys_must_belong_to_a_config_flag():
+    message = full_message(spec_error(BASE + 'extra_args: ["--enforce-eager.mode", "3"]\n'))
+    assert "--enforce-eager is not a vLLM 0.33.0 config flag with keys" in message

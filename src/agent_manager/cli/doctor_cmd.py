@@ -25,9 +25,10 @@ def doctor(json_output: JsonOpt = False) -> None:
     FAILs.
     """
     from agent_manager.doctor.checks import all_checks, run_checks
+    from agent_manager.doctor.cpu import cpu_checks
 
     ws = workspace()
-    report = run_checks(ws, all_checks(ws))
+    report = run_checks(ws, all_checks(ws) + cpu_checks())
     if json_output:
         ui.print_json(report)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -15,6 +16,12 @@ from agent_manager.cli.options import AgentArg, JsonOpt, workspace
 if TYPE_CHECKING:
     from agent_manager.router.state_file import RouterView
     from agent_manager.runtime.diagnose import Failure
+
+
+class EngineChoice(str, Enum):
+    cuda = "cuda"
+    cpu = "cpu"
+
 
 LaunchTimeoutOpt = Annotated[
     float,
@@ -45,6 +52,10 @@ def launch(
     force: Annotated[
         bool, typer.Option("--force", help="Launch even if the planner says it will not fit.")
     ] = False,
+    engine: Annotated[
+        EngineChoice | None,
+        typer.Option("--engine", help="Run on this engine instead of the spec's (cuda or cpu)."),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Start an agent and wait until it serves.
@@ -65,7 +76,12 @@ def launch(
     progress = LaunchProgress(agent)
     view = _PhaseView(agent)
     events = LaunchEvents(message=view.message, warning=view.warning, phase=view.phase)
-    options = LaunchOptions(timeout=timeout, wait=not no_wait, force=force)
+    options = LaunchOptions(
+        timeout=timeout,
+        wait=not no_wait,
+        force=force,
+        engine=engine.value if engine is not None else None,
+    )
     try:
         result = switch_to(ws, agent, options, events, progress)
     except LaunchFailed as failed:

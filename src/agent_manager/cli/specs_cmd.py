@@ -48,7 +48,9 @@ def _render_list(result: AgentList) -> None:
             row.model + (f"@{row.revision}" if row.revision else ""),
             row.endpoint,
             context,
-            f"{row.gpu_memory_fraction:.2f}",
+            f"{row.gpu_memory_fraction:.2f}"
+            if row.engine == "cuda"
+            else f"cpu, {row.cpu_kv_cache_gib} GiB KV",
             compose,
             row.model_cache.value,
         )

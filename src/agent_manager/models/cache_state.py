@@ -48,6 +48,10 @@ class CacheInfo:
 
 def cache_state(agent: Agent) -> CacheState:
     """COMPLETE when the container can start this agent with HF_HUB_OFFLINE=1."""
+    if agent.spec.local_model:
+        # A local folder needs no hub; MISSING says the folder has no model config.
+        found = (Path(agent.spec.model) / "config.json").is_file()
+        return CacheState.COMPLETE if found else CacheState.MISSING
     return inspect_cache(agent.spec.model, agent.spec.revision).state
 
 

@@ -127,6 +127,9 @@ def plan_agent(agent: Agent) -> AgentDownload | _Plan:
     base = AgentDownload(
         agent=agent.name, model=spec.model, revision=spec.revision, status="planned"
     )
+    if spec.local_model:
+        # A local folder is mounted as it is: nothing to download.
+        return _complete_from_cache(base, None)
     if is_commit(spec.revision):
         info = inspect_cache(spec.model, spec.revision)
         if info.state is CacheState.COMPLETE:

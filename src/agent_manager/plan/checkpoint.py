@@ -77,13 +77,16 @@ def _ask_hub(model: str, revision: str | None) -> tuple[list[RepoFile] | None, s
 def read_checkpoint(model: str, revision: str | None) -> CheckpointFacts:
     """Never raises: what could not be learned goes into `problems`."""
     problems: list[str] = []
-    snapshot = snapshot_dir(model, revision)
+    # A local model folder (an absolute path) is read like a cache snapshot; no hub to ask.
+    folder = model.startswith("/")
+    snapshot = Path(model) if folder else snapshot_dir(model, revision)
     local_config = snapshot / "config.json" if snapshot is not None else None
     if local_config is not None and not local_config.is_file():
         local_config = None
     local = local_weight_bytes(snapshot) if snapshot is not None else None
-    listing, hub_problem = (None, None)
-    if local_config is None or local is None:
+    listing: list[RepoFile] | None = None
+    hub_problem: str | None = "a local folder" if folder else None
+    if not folder and (local_config is None or local is None):
         listing, hub_problem = _ask_hub(model, revision)
 
     shape = None
@@ -125,7 +128,7 @@ def read_checkpoint(model: str, revision: str | None) -> CheckpointFacts:
                 )
             else:
                 weights = Weights(bytes=None, source=f"not in the cache; hub: {why}")
-    if hub_problem and local_config is not None:
+    if hub_problem and local_config is not None and not folder:
         # config.json came from the cache, so the plan goes on; say why weights are estimated.
         problems.append(f"the hub did not answer, weights estimated ({hub_problem})")
     return CheckpointFacts(

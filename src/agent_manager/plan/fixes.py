@@ -22,7 +22,7 @@ from agent_manager.plan.memory import (
     largest_fraction,
     smallest_fraction,
 )
-from agent_manager.plan.sizing import KV_SPACE_ENV, Sizing, fmt
+from agent_manager.plan.sizing import Sizing, fmt
 from agent_manager.spec.agents import AgentSpec
 
 _CPU_SHARE = " (on CPU it is the share of host RAM)"
@@ -34,7 +34,7 @@ def budget_fixes(spec: AgentSpec, s: Sizing, context: int, largest: int | None) 
     fixed, bpt, room = s.fixed or 0, s.bpt or 0, s.room or 0
     kv = kv_bytes_for_context(bpt, context)
     if largest:
-        space = f"{KV_SPACE_ENV}" if s.kv_space is not None else "this budget"
+        space = "cpu_kv_cache_gib" if s.kv_space is not None else "this budget"
         fixes.append(f"lower max_context to {largest} (the largest that fits {space})")
     if s.shape is not None and s.engine == "cuda" and spec.kv_cache_dtype not in FP8_KV:
         fp8_bpt = kv_bytes_per_token(s.shape, 1, spec.tensor_parallel_size)
@@ -85,16 +85,13 @@ def start_fixes(spec: AgentSpec, s: Sizing, needed: int, others: list[str]) -> l
 
 
 def _kv_space_fixes(s: Sizing, kv: int) -> list[str]:
-    """CPU: size the KV cache with VLLM_CPU_KVCACHE_SPACE (whole GiB) when RAM allows it."""
+    """CPU: size the KV cache with cpu_kv_cache_gib (VLLM_CPU_KVCACHE_SPACE) when RAM allows."""
     gib = max(1, math.ceil(kv / GIB))
     if (s.fixed or 0) + gib * GIB > s.start_free:
         return []
     if s.kv_space is not None and gib * GIB == s.kv_space:
         return []
-    return [
-        f'set {KV_SPACE_ENV}: "{gib}" in env ({gib} GiB of KV cache holds this context; '
-        "vLLM then skips the fraction check)"
-    ]
+    return [f"set cpu_kv_cache_gib: {gib} ({gib} GiB of KV cache holds this context)"]
 
 
 def _graph_fixes(spec: AgentSpec, s: Sizing, gap: int) -> list[str]:

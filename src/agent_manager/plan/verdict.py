@@ -81,13 +81,8 @@ def plan_cpu_agent(agent: Agent, facts: CheckpointFacts, host: HostTarget) -> Ag
     )
     seqs, batched = _batch(spec, batch_defaults(0, "", "cpu", spec.tensor_parallel_size))
     draft = _measure(agent, facts, sizing, seqs)
-    raw = spec.env.get(KV_SPACE_ENV, "")
-    if raw.strip():
-        gib = human_int(raw)
-        if gib is None or gib < 0:
-            draft.unknowns.append(f"{KV_SPACE_ENV}='{raw}' in env is not a whole number of GiB")
-        else:
-            sizing.kv_space = gib * GIB
+    # The compose file always sets VLLM_CPU_KVCACHE_SPACE from the spec's cpu_kv_cache_gib.
+    sizing.kv_space = spec.cpu_kv_cache_gib * GIB
     if sizing.shape is not None:
         sizing.allowances = [
             Allowance(

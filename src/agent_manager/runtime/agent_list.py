@@ -20,6 +20,8 @@ class AgentRow(BaseModel):
     port: int
     max_context: int | str | None
     gpu_memory_fraction: float
+    engine: str = "cuda"
+    cpu_kv_cache_gib: int | None = None  # engine cpu: RAM for the KV cache
     compose: ComposeState
     override: bool
     model_cache: CacheState  # complete: the container starts offline (HF_HUB_OFFLINE=1)
@@ -47,6 +49,8 @@ def collect_agent_list(ws: Workspace) -> AgentList:
                 port=spec.port,
                 max_context=spec.max_context,
                 gpu_memory_fraction=spec.gpu_memory_fraction,
+                engine=spec.engine,
+                cpu_kv_cache_gib=spec.cpu_kv_cache_gib if spec.engine == "cpu" else None,
                 compose=compose_state(ws, agent),
                 override=ws.override_path(agent.name).is_file(),
                 model_cache=cache_state(agent),

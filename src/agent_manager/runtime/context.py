@@ -18,7 +18,7 @@ from agent_manager.adapters.docker import Docker
 from agent_manager.errors import LaunchError
 from agent_manager.runtime.diagnose import Failure
 from agent_manager.runtime.state import AgentState
-from agent_manager.spec.agents import Agent
+from agent_manager.spec.agents import Agent, Engine
 from agent_manager.spec.workspace import Workspace
 
 DEFAULT_TIMEOUT_S = 1200.0
@@ -77,6 +77,7 @@ class LaunchOptions:
     timeout: float = DEFAULT_TIMEOUT_S
     wait: bool = True
     force: bool = False
+    engine: Engine | None = None  # `launch --engine`: overrides the spec's engine
 
 
 @dataclass

@@ -120,7 +120,13 @@ def _check_container(ctx: SwitchContext, container: AgentContainer, watcher: Log
     lines = watcher.finish(timeout=2.0)
     if not lines:
         lines = ctx.docker.log_lines(current.id)
-    context = Context(name, current.exit_code, current.state, spec_path=ctx.agent.path)
+    context = Context(
+        name,
+        current.exit_code,
+        current.state,
+        max_context=ctx.agent.spec.max_context,
+        spec_path=ctx.agent.path,
+    )
     failure = diagnose(lines, context)
     if failure.kind == "free-memory":
         context = replace(context, gpu_holders=gpu_holders())

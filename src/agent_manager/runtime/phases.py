@@ -1,7 +1,10 @@
 """Pure: which startup phase a vLLM 0.33 log line (or a `compose up` line) announces.
 
-The lines are vLLM's own (FACTS.md §5). A line that announces nothing returns None; the
-phase shown stays the last one announced.
+The lines are vLLM's own (FACTS.md §5; tests/fixtures/vllm-0.32-cpu/ holds a real server's
+log). A line that announces nothing returns None; the phase shown stays the last one announced.
+
+vLLM downloads weights inside "Starting to load model" with its progress bars off, so a
+download and a load look the same in the log: that phase is "downloading or loading weights".
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ STARTING = "starting vLLM"
 CONFIG = "reading model config"
 ENGINE = "initialising engine"
 DOWNLOADING = "downloading weights"
-LOADING = "loading weights"
+LOADING = "downloading or loading weights"
 COMPILING = "compiling (torch.compile)"
 KV_SIZING = "sizing KV cache"
 GRAPHS = "capturing CUDA graphs"
@@ -26,7 +29,12 @@ _PHASES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     for pattern, phase in (
         (r"\bPulling\b|Pulling fs layer|Downloading \[|Pull complete", PULLING),
         (r"Container \S+\s+(Creating|Recreate|Starting)", CREATING),
-        (r"Automatically detected platform|vLLM server version|vLLM API server version", STARTING),
+        (
+            # 0.32+ prints its version in the logo: "█▄█▀ █ ... version 0.32.0".
+            r"Automatically detected platform|vLLM server version|vLLM API server version"
+            r"|█.*\bversion \d+\.\d+",
+            STARTING,
+        ),
         (r"non-default args:|Resolved architecture:|Using max model len", CONFIG),
         (r"Initializing a V1 LLM engine", ENGINE),
         (r"Time spent downloading weights|Fetching \d+ files|\.safetensors:\s+\d+%", DOWNLOADING),
@@ -34,7 +42,12 @@ _PHASES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"Starting to load model|Loading safetensors checkpoint shards|Loading weights took",
             LOADING,
         ),
-        (r"torch\.compile|Dynamo bytecode transform|Compiling a graph|compiled graph", COMPILING),
+        # Not "Enforce eager set, disabling torch.compile, ...": that line says it is off.
+        (
+            r"for vLLM's torch\.compile|torch\.compile took|Dynamo bytecode transform"
+            r"|Compiling a graph|compiled graph",
+            COMPILING,
+        ),
         (
             r"Profiling CUDA graph memory|Estimated CUDA graph memory|Available KV cache memory",
             KV_SIZING,

@@ -21,14 +21,16 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from agent_manager.adapters import docker as docker_adapter
+from agent_manager.adapters import nvml as nvml_adapter
 from agent_manager.adapters.compose import CONFIG_HASH_LABEL, read_until_exit
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.compose.files import check_override, write_compose
 from agent_manager.compose.render import SERVICE
-from agent_manager.errors import LaunchError
+from agent_manager.errors import GpuUnavailableError, LaunchError, SpecError
 from agent_manager.models.cache_state import CacheState, cache_state
 from agent_manager.plan import planner
 from agent_manager.runtime import follow
@@ -66,14 +68,17 @@ def switch_to(
     timings = LaunchTimings(started=time.time())
     start = time.monotonic()
     agent = load_agents(ws, [ws.resolve_agent(name)])[0]
+    if options.engine is not None:
+        agent = agent.with_engine(options.engine)
     # A broken override would fail `compose up` after the running agent was stopped.
     check_override(ws, agent.name)
     require_api_key(agent)
+    require_local_model(agent)
     progress = progress if progress is not None else LaunchProgress(agent.name)
     progress.agent = agent.name
     docker = docker_adapter.get_docker()
     docker.ensure_compose()
-    warnings = list(planner.ensure_fits(agent, force=options.force))
+    warnings = fit_warnings(agent, options.force)
     for text in warnings:
         events.warning(text)
     ctx = SwitchContext(ws, agent, options, events, progress, timings, start, docker)
@@ -112,6 +117,29 @@ def switch_to(
         result.phase = progress.phase
         result.seconds = round(ctx.elapsed(), 2)
         return result
+
+
+def fit_warnings(agent: Agent, force: bool) -> list[str]:
+    """The planner's verdict, and one line on how to use the CPU when there is no GPU."""
+    if agent.spec.engine == "cuda":
+        try:
+            nvml_adapter.get_nvml().devices()
+        except GpuUnavailableError as error:
+            return [
+                f"No NVIDIA GPU here ({error.message.rstrip('.')}). To run {agent.name} on the "
+                f"CPU: agent-manager launch {agent.name} --engine cpu"
+            ]
+    return list(planner.ensure_fits(agent, force=force))
+
+
+def require_local_model(agent: Agent) -> None:
+    """A local model folder must exist: Docker would refuse the mount with a cryptic line."""
+    if agent.spec.local_model and not Path(agent.spec.model).is_dir():
+        raise SpecError(
+            f"{agent.path}: 'model': the folder {agent.spec.model} does not exist on this machine.",
+            hint="Give the absolute path of a folder holding config.json, the tokenizer and the "
+            "*.safetensors weights (what `save_pretrained` writes).",
+        )
 
 
 def require_api_key(agent: Agent) -> None:

@@ -42,6 +42,8 @@ from agent_manager.spec.yaml_load import MAX_SPEC_BYTES, check_spec_size, load_s
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SERVED = re.compile(r"^[\w./:-]{1,128}$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+# A local model folder: an absolute path (mounted read-only into the container).
+_LOCAL_MODEL = re.compile(r"^/[\w./+@-]*$")
 
 # Settings vLLM removed: what to write instead.
 REMOVED_SETTINGS = {
@@ -60,6 +62,14 @@ def _is_gguf_name(value: str) -> bool:
     return value.lower() in GGUF_QUANT_NAMES
 
 
+# vLLM's CPU engine: the KV cache takes this many GiB of RAM unless the spec says otherwise
+# (VLLM_CPU_KVCACHE_SPACE; vLLM's own docs suggest 4 when it is unset).
+CPU_KV_CACHE_GIB = 4
+
+
+Engine = Literal["cuda", "cpu"]
+
+
 class AgentSpec(BaseModel):
     """One agent: a model and how vLLM serves it. Field docs are repeated in agents/*.yaml."""
 
@@ -67,13 +77,20 @@ class AgentSpec(BaseModel):
     # must not be coerced into numbers. No NaN or infinity anywhere.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    model: str = Field(description="Hugging Face repo id, e.g. Qwen/Qwen2.5-7B-Instruct-AWQ")
+    model: str = Field(
+        description="Hugging Face repo id (e.g. Qwen/Qwen2.5-7B-Instruct-AWQ) or the absolute "
+        "path of a local model folder, mounted read-only and served under the agent's name"
+    )
+    engine: Engine = Field("cuda", description="vLLM image: NVIDIA GPU or CPU")
     revision: str | None = Field(None, description="branch, tag or commit of the repo")
     served_name: str | None = Field(None, description="name clients ask for (default: agent)")
     port: int = Field(description="host port the OpenAI API is published on")
     bind: str = Field("127.0.0.1", description="host address to publish on")
     max_context: int | Literal["auto"] | None = Field(None, description="--max-model-len")
     gpu_memory_fraction: float = Field(0.90, description="--gpu-memory-utilization")
+    cpu_kv_cache_gib: int = Field(
+        CPU_KV_CACHE_GIB, ge=1, description="engine cpu: VLLM_CPU_KVCACHE_SPACE, GiB of RAM"
+    )
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     prefix_caching: bool | None = None
@@ -86,7 +103,6 @@ class AgentSpec(BaseModel):
     trust_remote_code: bool = False
     speculative: dict[str, Any] | None = None
     image_tag: str | None = None
-    engine: Literal["cuda", "cpu"] = "cuda"
     api_key_env: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     extra_args: list[str] = Field(default_factory=list)
@@ -96,8 +112,22 @@ class AgentSpec(BaseModel):
     def _model(cls, value: str) -> str:
         if value.lower().endswith(".gguf") or ":" in value or "gguf" in value.lower():
             raise ValueError(f"'{value}' is a GGUF model; {GGUF_HINT}")
+        if value.startswith("/"):
+            if not _LOCAL_MODEL.match(value) or "/../" in value + "/":
+                raise ValueError(
+                    f"'{value}': a local model folder must be a plain absolute path "
+                    "(letters, digits and . _ - + @ only, no '..')"
+                )
+            return value
+        if value.startswith(("~", ".")):
+            raise ValueError(
+                f"'{value}': give a local model folder as an absolute path (e.g. /srv/models/x)"
+            )
         if not _REPO_ID.match(value):
-            raise ValueError(f"'{value}' is not a Hugging Face repo id like 'Qwen/Qwen2.5-7B'")
+            raise ValueError(
+                f"'{value}' is not a Hugging Face repo id like 'Qwen/Qwen2.5-7B' "
+                "nor an absolute path to a model folder"
+            )
         return value
 
     @field_validator("port")
@@ -242,6 +272,11 @@ class AgentSpec(BaseModel):
                 raise ValueError(f"{written} is set by the field '{OWNED_FLAGS[flag.dest]}'")
         return value
 
+    @property
+    def local_model(self) -> bool:
+        """The model is a folder on this machine, not a Hugging Face repo."""
+        return self.model.startswith("/")
+
     def generation_overrides(self) -> dict[str, float]:
         return {k: v for k in ("temperature", "top_p") if (v := getattr(self, k)) is not None}
 
@@ -258,10 +293,14 @@ class Agent:
     def served_name(self) -> str:
         return self.spec.served_name or self.name
 
+    def with_engine(self, engine: Engine) -> Agent:
+        """The same agent on another engine (`launch --engine`)."""
+        return Agent(self.name, self.path, self.spec.model_copy(update={"engine": engine}))
+
     def spec_hash(self) -> str:
-        canonical = json.dumps(
-            {"agent": self.name, "spec": self.spec.model_dump(mode="json")}, sort_keys=True
-        )
+        # Defaults left out: a new field with a default does not make running agents stale.
+        spec = self.spec.model_dump(mode="json", exclude_defaults=True)
+        canonical = json.dumps({"agent": self.name, "spec": spec}, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 

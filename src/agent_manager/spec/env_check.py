@@ -23,7 +23,8 @@ KNOWN_VLLM_ENV = frozenset(
     "VLLM_DISABLE_COMPILE_CACHE VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS "
     "VLLM_ENABLE_STARTUP_PLAN VLLM_NO_USAGE_STATS VLLM_DO_NOT_TRACK VLLM_USE_MODELSCOPE "
     "VLLM_ENABLE_CUDA_COMPATIBILITY VLLM_API_KEY "
-    "VLLM_CPU_KVCACHE_SPACE".split()
+    # The CPU engine's thread binding (vllm/envs.py; VLLM_CPU_KVCACHE_SPACE is cpu_kv_cache_gib).
+    "VLLM_CPU_OMP_THREADS_BIND VLLM_CPU_NUM_OF_RESERVED_CPU".split()
 )
 
 # Flags a spec field owns: passing them in extra_args too would fight the field.
@@ -64,6 +65,8 @@ def check_env_entry(key: str, value: str) -> None:
             f"the value of {key} looks like {kind}: never write a secret in a spec; export it "
             f"and write '${{VARIABLE}}' so it is passed by reference"
         )
+    if key == "VLLM_CPU_KVCACHE_SPACE":
+        raise ValueError("set the field 'cpu_kv_cache_gib' instead (GiB of RAM for the KV cache)")
     if not key.startswith("VLLM_") or key in KNOWN_VLLM_ENV:
         return
     suffix = key[len("VLLM_") :].lower()

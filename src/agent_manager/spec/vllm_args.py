@@ -15,12 +15,16 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent_manager.spec.agents import Agent
+    from agent_manager.spec.agents import Agent, AgentSpec
 
 VLLM_VERSION = "0.33.0"
 IMAGE = "vllm/vllm-openai"
 IMAGE_TAG = f"v{VLLM_VERSION}"
+# vLLM's CPU images: one per architecture, tagged `<version>-<arch>` (FACTS.md §1).
+CPU_IMAGE = "vllm/vllm-openai-cpu"
 CONTAINER_PORT = 8000
+# A local model folder is mounted read-only at <MODEL_MOUNT>/<agent> inside the container.
+MODEL_MOUNT = "/models"
 
 # `--quantization` values of 0.33.0 (`QuantizationMethods`); the parser itself has no choices.
 QUANTIZATION_METHODS = frozenset(
@@ -109,10 +113,18 @@ def check_flags(args: list[str], table: FlagTable | None = None) -> list[tuple[s
     found: list[tuple[str, Flag]] = []
     i = 0
     while i < len(args):
-        token = args[i]
+        token = _optimization_shorthand(args[i])
         if not token.startswith("-") or token == "-":
             raise ArgvProblem(f"'{token}' is not a flag (a value without a flag before it)")
         name, has_inline, inline = token.partition("=")
+        if "." in name:
+            # `--compilation-config.mode 3`, `-cc.mode=3`: one key of a config flag, whose
+            # value vLLM reads as JSON (or as text), always the next word when not inline.
+            found.append(_dotted(name, table))
+            i += 1 if has_inline else 2
+            if not has_inline and i > len(args):
+                raise ArgvProblem(f"{name} needs a value")
+            continue
         flag = table.lookup(name)
         if flag is None:
             close = table.closest(name)
@@ -148,15 +160,57 @@ def check_flags(args: list[str], table: FlagTable | None = None) -> list[tuple[s
     return found
 
 
+def cpu_arch(machine: str) -> str:
+    """The CPU image's architecture suffix for `platform.machine()`: arm64 or x86_64."""
+    return "arm64" if machine.lower() in ("aarch64", "arm64", "armv8l") else "x86_64"
+
+
+def image_ref(spec: AgentSpec, machine: str) -> str:
+    """The image an agent runs: vllm/vllm-openai:<tag>, or the CPU image for this machine."""
+    tag = spec.image_tag or IMAGE_TAG
+    if spec.engine == "cpu":
+        return f"{CPU_IMAGE}:{tag}-{cpu_arch(machine)}"
+    return f"{IMAGE}:{tag}"
+
+
+def model_argument(agent: Agent) -> str:
+    """What vLLM is told to load: the repo id, or where the local folder is mounted."""
+    if agent.spec.local_model:
+        return f"{MODEL_MOUNT}/{agent.name}"
+    return agent.spec.model
+
+
+def _optimization_shorthand(token: str) -> str:
+    """vLLM reads `-O3`, `-O=3` and `-Odecode` as `--optimization-level=<value>`."""
+    if token == "-O":
+        return "--optimization-level"
+    if token.startswith("-O="):
+        return "--optimization-level=" + token[3:]
+    if token.startswith("-O"):
+        return "--optimization-level=" + token[2:]
+    return token
+
+
+def _dotted(name: str, table: FlagTable) -> tuple[str, Flag]:
+    base = name.split(".", 1)[0]
+    flag = table.lookup(base)
+    if flag is None or not flag.takes_value:
+        raise ArgvProblem(f"{name}: {base} is not a vLLM {VLLM_VERSION} config flag with keys")
+    return name, flag
+
+
 def serve_argv(agent: Agent) -> list[str]:
     """The argv after `vllm serve` (the image's entrypoint): the model first, then flags."""
     spec = agent.spec
-    argv = [spec.model, "--served-model-name", agent.served_name, "--port", str(CONTAINER_PORT)]
+    argv = [model_argument(agent), "--served-model-name", agent.served_name]
+    argv += ["--port", str(CONTAINER_PORT)]
     if spec.revision:
         argv += ["--revision", spec.revision]
     if spec.max_context is not None:
         argv += ["--max-model-len", str(spec.max_context)]
-    argv += ["--gpu-memory-utilization", _number(spec.gpu_memory_fraction)]
+    if spec.engine == "cuda":
+        # On the CPU engine this flag would be a fraction of RAM; cpu_kv_cache_gib sizes it.
+        argv += ["--gpu-memory-utilization", _number(spec.gpu_memory_fraction)]
     if spec.max_num_seqs is not None:
         argv += ["--max-num-seqs", str(spec.max_num_seqs)]
     if spec.kv_cache_dtype != "auto":

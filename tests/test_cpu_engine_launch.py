@@ -1,0 +1,87 @@
+"""`launch` and the CPU engine, against the fake Docker adapter and a fake NVML."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent_manager.errors import SpecError
+from agent_manager.runtime.launch import LaunchEvents, LaunchOptions, launch
+from agent_manager.spec.workspace import resolve_workspace
+from tests.conftest import CliResult
+from tests.fakes import nvml as fake_nvml
+from tests.fakes.docker import FakeDocker, install
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    fake_nvml.install_unavailable(monkeypatch)
+    return install(monkeypatch)
+
+
+def run(workspace: Path, agent: str, **options: object) -> list[str]:
+    said: list[str] = []
+    events = LaunchEvents(message=said.append, warning=said.append)
+    launch(resolve_workspace(workspace), agent, LaunchOptions(**options), events)  # type: ignore[arg-type]
+    return said
+
+
+def test_without_an_nvidia_gpu_a_plain_launch_says_in_one_line_how_to_use_the_cpu(
+    workspace: Path, fake: FakeDocker
+) -> None:
+    said = run(workspace, "po")
+    hints = [line for line in said if "--engine cpu" in line]
+    assert len(hints) == 1 and "\n" not in hints[0]
+    assert hints[0].startswith("No NVIDIA GPU here")
+    assert hints[0].endswith("agent-manager launch po --engine cpu")
+
+
+def test_launch_engine_cpu_writes_the_cpu_compose_file_and_checks_no_gpu(
+    workspace: Path, fake: FakeDocker
+) -> None:
+    said = run(workspace, "po", engine="cpu")
+    assert not [line for line in said if "GPU" in line]
+    compose = yaml.safe_load((workspace / "compose" / "docker-compose-po.yml").read_text())
+    service = compose["services"]["vllm"]
+    assert service["image"].startswith("vllm/vllm-openai-cpu:v0.33.0-")
+    assert "deploy" not in service and service["environment"]["VLLM_CPU_KVCACHE_SPACE"] == "4"
+    assert fake.running() == ["po"]
+
+
+def test_a_local_model_folder_that_does_not_exist_is_refused_before_docker(
+    workspace: Path, fake: FakeDocker
+) -> None:
+    spec = workspace / "agents" / "po.yaml"
+    spec.write_text("model: /srv/nowhere/my-tune\nport: 8002\nengine: cpu\n")
+    with pytest.raises(SpecError) as caught:
+        run(workspace, "po")
+    assert "'model': the folder /srv/nowhere/my-tune does not exist" in caught.value.message
+    assert fake.ops == []
+
+
+def test_plan_reads_a_local_model_folder_without_asking_the_hub(tmp_path: Path) -> None:
+    from agent_manager.plan.checkpoint import read_checkpoint
+    from tests.vllm_real.tiny_model import write_model
+
+    folder = write_model(tmp_path / "tiny")
+    facts = read_checkpoint(str(folder), None)
+    assert facts.problems == [] and facts.config_source == "local cache"
+    assert facts.shape is not None
+    assert facts.weights.bytes == (folder / "model.safetensors").stat().st_size
+
+
+def test_list_shows_a_cpu_agents_kv_space_instead_of_a_gpu_fraction(
+    workspace: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = workspace / "agents" / "po.yaml"
+    spec.write_text(spec.read_text().replace("engine: cuda", "engine: cpu"))
+    monkeypatch.setenv("AGENT_MANAGER_HOME", str(workspace))
+    listed = cli("list", "--json")
+    rows = {row["name"]: row for row in json.loads(listed.stdout)["agents"]}
+    assert rows["po"]["engine"] == "cpu" and rows["po"]["cpu_kv_cache_gib"] == 4
+    assert rows["architect"]["engine"] == "cuda" and rows["architect"]["cpu_kv_cache_gib"] is None
+    assert "cpu, 4 GiB KV" in cli("list").stdout
