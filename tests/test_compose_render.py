@@ -31,7 +31,7 @@ def default_agents() -> list[Agent]:
     return load_agents(Workspace(REPO, "repo"))
 
 
-@pytest.mark.parametrize("name", ["minimal", "full"])
+@pytest.mark.parametrize("name", ["minimal", "full", "sleep"])
 def test_rendered_compose_matches_the_golden_file(name: str):
     text = render_compose_text(golden_agent(name))
     expected = GOLDEN / f"{name}.compose.yml"

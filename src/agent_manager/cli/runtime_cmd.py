@@ -44,11 +44,17 @@ def launch(
     force: Annotated[
         bool, typer.Option("--force", help="Launch even if the planner says it will not fit.")
     ] = False,
+    cold: Annotated[
+        bool,
+        typer.Option("--cold", help="Stop the others and start cold, even `switch: sleep` ones."),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Start an agent and wait until it serves.
 
-    Stops any other agent first and waits for its GPU memory, checks the port, runs
+    A `switch: sleep` agent that runs is put to sleep instead of stopped, and a sleeping
+    agent is woken in seconds (docs/hot-switch.md); otherwise:
+    stops any other agent first and waits for its GPU memory, checks the port, runs
     `docker compose up -d`, shows vLLM's startup phase, and returns once /health answers and
     /v1/models lists the served name. A failed start is explained with what to do.
     """
@@ -64,7 +70,7 @@ def launch(
     progress = LaunchProgress(agent)
     view = _PhaseView(agent)
     events = LaunchEvents(message=view.message, warning=view.warning, phase=view.phase)
-    options = LaunchOptions(timeout=timeout, wait=not no_wait, force=force)
+    options = LaunchOptions(timeout=timeout, wait=not no_wait, force=force, cold=cold)
     try:
         result = run_launch(ws, agent, options, events, progress)
     except LaunchFailed as failed:
@@ -98,7 +104,8 @@ def launch(
         return
     console = ui.out()
     if result.ready:
-        console.print(f"{result.agent} is ready in {result.seconds:.1f} s.", markup=False)
+        how = " (woken from sleep)" if result.switch == "hot" else ""
+        console.print(f"{result.agent} is ready in {result.seconds:.1f} s{how}.", markup=False)
     else:
         console.print(
             f"{result.agent} started (container {result.container}); not waiting for it.",
@@ -244,7 +251,7 @@ def status(json_output: JsonOpt = False) -> None:
         table.add_row(
             escape(row.agent),
             escape(state),
-            row.health,
+            row.sleep or row.health,
             escape(row.endpoint or "-"),
             escape(row.served_name or "-"),
             _duration(row.uptime_s),

@@ -51,6 +51,10 @@ def _render_list(result: AgentList) -> None:
             row.model_cache.value,
         )
     console.print(table)
+    for row in result.agents:
+        if row.switch != "cold":
+            console.print(f"{row.name}: switch {row.switch}; {row.asleep or 'awake or stopped'}",
+                          markup=False)  # fmt: skip
     if not result.agents:
         ui.hint("No agents yet: add agents/<name>.yaml.")
     elif any(row.compose is not ComposeState.CURRENT for row in result.agents):

@@ -39,6 +39,10 @@ def render_compose(agent: Agent) -> dict[str, Any]:
     if spec.api_key_env:
         environment["VLLM_API_KEY"] = f"${{{spec.api_key_env}:-}}"
     environment.update(sorted(spec.env.items()))
+    if spec.switch == "sleep":
+        # The sleep endpoints exist only in dev mode; the spec checker keeps such an agent
+        # on a loopback bind, because no API key guards them.
+        environment["VLLM_SERVER_DEV_MODE"] = "1"
     host = f"[{spec.bind}]" if ":" in spec.bind else spec.bind
     service: dict[str, Any] = {
         "image": f"{IMAGE}:{spec.image_tag or IMAGE_TAG}",

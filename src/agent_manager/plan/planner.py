@@ -17,6 +17,7 @@ each stated below with where its number comes from.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -662,13 +663,18 @@ def plan_agents(agents: list[Agent], target: GpuTarget) -> PlanReport:
     return PlanReport(gpu=target, agents=plans)
 
 
-def ensure_fits(agent: Agent, *, force: bool = False) -> list[str]:
+def ensure_fits(
+    agent: Agent, *, force: bool = False, sleepers: Mapping[str, int] | None = None
+) -> list[str]:
     """Raise an AgentManagerError explaining why `agent` cannot fit the GPU (unless `force`).
 
+    `sleepers` (agent → VRAM it keeps asleep) stay on the card beside it.
     Returns warnings to show (e.g. "NVML unavailable: fit not checked").
     """
+    from agent_manager.plan.sleepers import beside_sleepers
+
     try:
-        target = gpu_target_from_nvml()
+        target = beside_sleepers(gpu_target_from_nvml(), sleepers or {})
     except GpuUnavailableError as error:
         return [f"NVML unavailable: fit not checked ({error.message})"]
     plan = plan_agents([agent], target).agents[0]

@@ -51,6 +51,8 @@ class AgentStatus(BaseModel):
     kv_cache_usage: float | None  # 0..1, vllm:kv_cache_usage_perc
     # Whether every file vLLM needs is in the local HF cache (then it starts offline).
     model_cache: str | None = None
+    # `asleep (level 1, 5.2 GiB in host RAM)` for a sleep-mode agent that sleeps now.
+    sleep: str | None = None
 
 
 class StatusReport(BaseModel):
@@ -59,8 +61,16 @@ class StatusReport(BaseModel):
 
 
 def collect_status(ws: Workspace) -> StatusReport:
-    rows = [_status_of(ws, container) for container in docker_adapter.list_agent_containers()]
-    running = next((row.agent for row in rows if row.state in ("running", "restarting")), None)
+    from agent_manager.runtime.hot_switch import asleep_labels
+
+    containers = docker_adapter.list_agent_containers()
+    rows = [_status_of(ws, container) for container in containers]
+    asleep = asleep_labels(ws, containers) if any(r.health == "ready" for r in rows) else {}
+    for row in rows:
+        if row.agent in asleep and row.state == "running":
+            row.health, row.sleep = "asleep", asleep[row.agent]
+    awake = [row for row in rows if row.state in ("running", "restarting") and not row.sleep]
+    running = awake[0].agent if awake else None
     return StatusReport(running=running, agents=rows)
 
 

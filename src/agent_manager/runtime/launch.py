@@ -35,7 +35,7 @@ from agent_manager.compose.files import write_compose
 from agent_manager.compose.render import SERVICE
 from agent_manager.errors import GpuUnavailableError, LaunchError
 from agent_manager.models.cache_state import CacheState, cache_state
-from agent_manager.plan import planner
+from agent_manager.runtime import hot_switch
 from agent_manager.runtime.agents import STOP_GRACE_S, stop_and_remove
 from agent_manager.runtime.diagnose import Context, Failure, diagnose
 from agent_manager.runtime.gpu import container_id_of, gib
@@ -79,6 +79,8 @@ class LaunchResult(BaseModel):
     stopped: list[str]
     warnings: list[str]
     timings: LaunchTimings
+    switch: str = "cold"  # "hot" when the agent was woken from sleep
+    asleep: list[str] = []  # other agents left asleep on the GPU
 
 
 class LaunchFailed(LaunchError):
@@ -105,6 +107,7 @@ class LaunchOptions:
     timeout: float = DEFAULT_TIMEOUT_S
     wait: bool = True
     force: bool = False
+    cold: bool = False  # stop the others and start cold, even for `switch: sleep` agents
 
 
 @dataclass
@@ -115,6 +118,8 @@ class LaunchProgress:
     container: str | None = None
     phase: str | None = None
     stopped: list[str] = field(default_factory=list)
+    asleep: list[str] = field(default_factory=list)
+    woke: bool = False
 
 
 def launch(
@@ -135,7 +140,7 @@ def launch(
     progress.agent = agent.name
     docker_adapter.get_docker()
     docker_adapter.ensure_compose_cli()
-    warnings = list(planner.ensure_fits(agent, force=options.force))
+    warnings, keep_sleepers = hot_switch.check_fit(ws, agent, options.cold, options.force)
     for text in warnings:
         events.warning(text)
 
@@ -150,7 +155,9 @@ def launch(
         on_wait=waiting,
     ):
         timings.lock_acquired = time.time()
-        container = _switch_and_start(ws, agent, events, progress, timings, start, deadline)
+        container = _switch_and_start(
+            ws, agent, events, progress, timings, start, deadline, keep_sleepers
+        )
         result = LaunchResult(
             agent=agent.name,
             served_name=agent.served_name,
@@ -162,8 +169,14 @@ def launch(
             stopped=progress.stopped,
             warnings=warnings,
             timings=timings,
+            switch="hot" if progress.woke else "cold",
+            asleep=progress.asleep,
         )
-        if options.wait:
+        if progress.woke:  # wake() confirmed it serves the name
+            progress.phase = "ready"
+            timings.ready = time.time()
+            result.ready = True
+        elif options.wait:
             _follow_until_ready(agent, container, events, progress, start, deadline, options)
             timings.ready = time.time()
             result.ready = True
@@ -196,6 +209,7 @@ def _switch_and_start(
     timings: LaunchTimings,
     start: float,
     deadline: float,
+    keep_sleepers: bool,
 ) -> AgentContainer:
     containers = docker_adapter.list_agent_containers()
     _check_port(agent, containers)
@@ -203,7 +217,11 @@ def _switch_and_start(
         events.message(f"Wrote {ws.compose_path(agent.name)} (the spec changed).")
     offline = cache_state(agent) is CacheState.COMPLETE
     keep = _reusable(ws, agent, containers, offline)
-    to_stop = [c for c in containers if c is not keep]
+    asleep: set[str] = set()
+    if keep_sleepers:
+        asleep = hot_switch.sleep_others(ws, agent, containers, events.message)
+    progress.asleep = sorted({c.agent for c in containers if c.id in asleep})
+    to_stop = [c for c in containers if c is not keep and c.id not in asleep]
     watch = _GpuWatch.before_stop([c for c in to_stop if c.running], events)
     for old in to_stop:
         stopped = stop_and_remove(old, grace_s=STOP_GRACE_S, on_progress=events.message)
@@ -213,6 +231,14 @@ def _switch_and_start(
     timings.old_gone = time.time()
     if watch is not None:
         watch.wait_until_free(events, min(deadline, time.monotonic() + VRAM_TIMEOUT_S))
+    if keep is not None:
+        woke = hot_switch.wake_target(ws, agent, keep, events.message, cold=not keep_sleepers)
+        if woke:
+            progress.container, progress.woke = keep.name, True
+            timings.up_issued = timings.up_done = time.time()
+            return keep
+        if woke is False:  # failed or --cold: a sleeping engine is restarted cold
+            stop_and_remove(keep, grace_s=STOP_GRACE_S, on_progress=events.message)
     timings.up_issued = time.time()
     _compose_up(ws, agent, offline, events, progress, deadline, start)
     timings.up_done = time.time()

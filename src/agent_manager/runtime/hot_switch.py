@@ -1,0 +1,255 @@
+"""The hot switch: put the awake sleep-mode agent to sleep, wake the target if it sleeps.
+
+Policy (docs/hot-switch.md):
+- A → B with A `switch: sleep`: sleep A (confirmed by /is_sleeping and, where NVML works, by
+  its GPU memory dropping); a `switch: cold` A is stopped as before.
+- B's container exists, is current and sleeps: wake it (level 2: reload_weights, then
+  reset_prefix_cache) and confirm it serves. Otherwise B is started cold beside the sleepers.
+- Any sleep or wake step that fails or times out falls back to a cold stop/start, said in one
+  line that keeps the reason. A is asleep or gone before B wakes or starts: never two awake.
+- Sleepers stay only if B still passes vLLM's free-memory check beside them (`check_fit`);
+  otherwise they are stopped and the line says by how much B would have been short.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent_manager.adapters import docker as docker_adapter
+from agent_manager.adapters import host as host_adapter
+from agent_manager.adapters import http as http_adapter
+from agent_manager.adapters import nvml as nvml_adapter
+from agent_manager.adapters import vllm_dev
+from agent_manager.adapters.docker import AgentContainer
+from agent_manager.errors import AgentManagerError, GpuUnavailableError, LaunchError
+from agent_manager.plan import planner
+from agent_manager.plan.sleepers import (
+    DEFAULT_RESIDUAL_BYTES,
+    choose_sleep_level,
+    measured_residual,
+)
+from agent_manager.runtime import sleep_records
+from agent_manager.runtime.gpu import container_id_of
+from agent_manager.runtime.sleep import (
+    SleepFailed,
+    last_sleep_measure,
+    put_to_sleep,
+    wake,
+    weights_bytes_from_log,
+)
+from agent_manager.spec.agents import Agent, load_agent
+from agent_manager.spec.endpoint import api_key_from
+from agent_manager.spec.workspace import Workspace
+
+GIB = 1024**3
+NVML_DROP_BYTES = 256 * 1024**2
+NVML_DROP_WAIT_S = 5.0
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class SleepAgent:
+    """A running container of a `switch: sleep` agent, made from its current spec."""
+
+    container: AgentContainer
+    agent: Agent
+    url: str
+    asleep: bool
+
+
+def sleep_agents(ws: Workspace, containers: list[AgentContainer]) -> list[SleepAgent]:
+    """Running containers that can sleep (spec says sleep, container made from that spec)."""
+    found = []
+    for container in containers:
+        if not container.running or container.port is None:
+            continue
+        try:
+            agent = load_agent(ws, container.agent)
+        except AgentManagerError:
+            continue  # spec gone or broken: it is stopped, not slept
+        if agent.spec.switch != "sleep" or container.spec_hash != agent.spec_hash():
+            continue
+        url = http_adapter.base_url(agent.spec.bind, container.port)
+        try:
+            asleep = vllm_dev.is_sleeping(url, timeout=2.0)
+        except vllm_dev.DevApiError:
+            continue  # still starting, or not in sleep mode: stopped as before
+        found.append(SleepAgent(container, agent, url, asleep))
+    return found
+
+
+def residual_of(ws: Workspace, agent: Agent) -> int:
+    """VRAM the agent keeps asleep: measured for this spec once seen, else the default."""
+    record = sleep_records.read_record(ws, agent.name)
+    if record and record.spec_hash == agent.spec_hash() and record.residual_bytes:
+        return record.residual_bytes
+    return DEFAULT_RESIDUAL_BYTES
+
+
+def check_fit(ws: Workspace, agent: Agent, cold: bool, force: bool) -> tuple[list[str], bool]:
+    """The planner's verdict with the sleepers left on the card: (warnings, keep sleepers)."""
+    if cold:
+        return planner.ensure_fits(agent, force=force), False
+    found = sleep_agents(ws, docker_adapter.list_agent_containers())
+    others = [s for s in found if s.agent.name != agent.name]
+    if any(s.agent.name == agent.name and s.asleep for s in found):
+        # A wake re-maps what the sleep freed; vLLM does no start check then.
+        return [], True
+    if not others:
+        return planner.ensure_fits(agent, force=force), True
+    residuals = {s.agent.name: residual_of(ws, s.agent) for s in others}
+    try:
+        return planner.ensure_fits(agent, sleepers=residuals), True
+    except LaunchError as refusal:
+        names = ", ".join(sorted(residuals))
+        line = (
+            f"{agent.name} would not fit beside sleeping {names} ({refusal.message}); "
+            "stopping them instead (cold switch)."
+        )
+        return [line, *planner.ensure_fits(agent, force=force)], False
+
+
+def sleep_others(
+    ws: Workspace, agent: Agent, containers: list[AgentContainer], say: Say
+) -> set[str]:
+    """Put every other awake sleep agent to sleep; the ids of the containers left asleep.
+
+    One that fails to sleep is left out of the set: the caller stops it (cold fallback).
+    """
+    asleep: set[str] = set()
+    for other in sleep_agents(ws, containers):
+        if other.agent.name == agent.name:
+            continue
+        if other.asleep:
+            asleep.add(other.container.id)
+            continue
+        try:
+            _sleep_one(ws, other, say)
+        except SleepFailed as failed:
+            say(f"{failed.message} Stopping it instead (cold switch).")
+            continue
+        asleep.add(other.container.id)
+    return asleep
+
+
+def _sleep_one(ws: Workspace, other: SleepAgent, say: Say) -> None:
+    container, agent = other.container, other.agent
+    previous = sleep_records.read_record(ws, agent.name)
+    weights = previous.weights_bytes if previous and previous.container_id == container.id else None
+    if weights is None:
+        weights = weights_bytes_from_log(docker_adapter.log_lines(container.id))
+    level, why = choose_sleep_level(
+        agent.name, agent.spec.sleep_level, weights, host_adapter.available_memory_bytes()
+    )
+    if why:
+        say(why)
+    before = _gpu_bytes_of(container.id)
+    seconds = put_to_sleep(other.url, agent.name, level)
+    _confirm_drop(agent.name, container.id, before)
+    record = sleep_records.new_record(agent.name, container.id, agent.spec_hash(), level)
+    record.weights_bytes = weights
+    measure = last_sleep_measure(docker_adapter.log_lines(container.id, tail=50))
+    if measure is not None:
+        others = sum(
+            r.residual_bytes or DEFAULT_RESIDUAL_BYTES
+            for name in ws.agent_names()
+            if name != agent.name and (r := sleep_records.read_record(ws, name)) and r.asleep
+        )
+        record.freed_bytes = measure.freed_bytes
+        record.still_in_use_bytes = measure.still_in_use_bytes
+        record.residual_bytes = measured_residual(measure.still_in_use_bytes, others)
+    sleep_records.write_record(ws, record)
+    kept = record.residual_bytes or DEFAULT_RESIDUAL_BYTES
+    ram = f" and {record.host_ram_bytes / GIB:.1f} GiB in host RAM" if record.host_ram_bytes else ""
+    say(
+        f"Put {agent.name} to sleep (level {level}) in {seconds:.2f} s; it keeps "
+        f"{kept / GIB:.1f} GiB of GPU memory{ram}."
+    )
+
+
+def wake_target(
+    ws: Workspace, agent: Agent, container: AgentContainer, say: Say, cold: bool = False
+) -> bool | None:
+    """Wake `agent`'s container if it sleeps: True woke, None was not asleep, False failed
+    (or `cold`: a sleeping engine is then restarted, never woken).
+
+    On failure the line says why; the caller stops the container and starts it cold.
+    """
+    if container.port is None or agent.spec.switch != "sleep":
+        return None
+    url = http_adapter.base_url(agent.spec.bind, container.port)
+    try:
+        if not vllm_dev.is_sleeping(url, timeout=2.0):
+            return None
+    except vllm_dev.DevApiError:
+        return None
+    if cold:
+        say(f"{agent.name} sleeps; restarting it cold (--cold).")
+        return False
+    record = sleep_records.asleep_record(ws, agent.name, container.id)
+    level = record.level if record else agent.spec.sleep_level
+    try:
+        seconds = wake(
+            url, agent.name, agent.served_name, level, api_key_from(agent.spec.api_key_env)
+        )
+    except SleepFailed as failed:
+        say(f"{failed.message} Restarting it cold.")
+        return False
+    sleep_records.mark_awake(ws, agent.name)
+    say(f"Woke {agent.name} (level {level}) in {seconds:.2f} s.")
+    return True
+
+
+def _gpu_bytes_of(container_id: str) -> int | None:
+    """GPU memory the container's processes hold now (NVML); None where NVML cannot tell."""
+    try:
+        processes = nvml_adapter.get_nvml().processes()
+    except GpuUnavailableError:
+        return None
+    held = [p.used_bytes or 0 for p in processes if container_id_of(p.pid) == container_id]
+    return sum(held) if held else None
+
+
+def _confirm_drop(agent: str, container_id: str, before: int | None) -> None:
+    if before is None:
+        return
+    deadline = time.monotonic() + NVML_DROP_WAIT_S
+    while True:
+        now = _gpu_bytes_of(container_id)
+        if now is None or now <= before - NVML_DROP_BYTES:
+            return
+        if time.monotonic() > deadline:
+            raise SleepFailed(
+                f"{agent} says it sleeps, but its GPU memory stayed at {now / GIB:.1f} GiB "
+                f"(NVML) for {NVML_DROP_WAIT_S:.0f} s."
+            )
+        time.sleep(0.1)
+
+
+def asleep_labels(ws: Workspace, containers: list[AgentContainer] | None = None) -> dict[str, str]:
+    """agent → `asleep (level 1, 5.2 GiB in host RAM)` for each agent whose container sleeps.
+
+    Asks Docker only when a record says something sleeps, so `list` stays offline otherwise.
+    """
+    records = {
+        name: record
+        for name in ws.agent_names()
+        if (record := sleep_records.read_record(ws, name)) is not None and record.asleep
+    }
+    if not records:
+        return {}
+    if containers is None:
+        try:
+            containers = docker_adapter.list_agent_containers()
+        except AgentManagerError:
+            return {}
+    labels = {}
+    for other in sleep_agents(ws, containers):
+        if not other.asleep:
+            continue
+        record = sleep_records.asleep_record(ws, other.agent.name, other.container.id)
+        labels[other.agent.name] = record.label() if record else "asleep"
+    return labels
