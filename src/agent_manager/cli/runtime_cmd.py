@@ -251,7 +251,7 @@ def status(json_output: JsonOpt = False) -> None:
         table.add_row(
             escape(row.agent),
             escape(state),
-            row.sleep or row.health,
+            row.health,
             escape(row.endpoint or "-"),
             escape(row.served_name or "-"),
             _duration(row.uptime_s),
@@ -262,6 +262,9 @@ def status(json_output: JsonOpt = False) -> None:
     console.print(table)
     if report.running is None:
         console.print("No agent is running.", markup=False)
+    for row in report.agents:
+        if row.sleep:
+            console.print(f"{row.agent} is {row.sleep}.", markup=False)
     for row in report.agents:
         if row.exit_reason:
             console.print(f"{row.agent} crashed: {row.exit_reason}", markup=False)
