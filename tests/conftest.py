@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent_manager import ui
+from agent_manager.adapters import compose as compose_adapter
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.cli import errors as cli_errors
 from agent_manager.cli import options as cli_options
@@ -58,7 +59,7 @@ def _reset_caches() -> None:
     ui.out.cache_clear()
     ui.err.cache_clear()
     docker_adapter.get_docker.cache_clear()
-    docker_adapter.ensure_compose_cli.cache_clear()
+    compose_adapter.ensure_compose_cli.cache_clear()
     cli_options.set_home(None)
     cli_errors.set_debug(False)
 

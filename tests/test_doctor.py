@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager.adapters import docker
+from agent_manager.adapters import compose, docker
 from agent_manager.doctor import checks as doctor
 from agent_manager.doctor.checks import (
     TOOLKIT_FIX,
@@ -226,7 +226,7 @@ def test_doctor_on_a_ready_machine_says_ok_and_exits_0(
         "engine_info",
         lambda: docker.EngineInfo("27.3.1", "1.47", ("nvidia", "runc"), "runc", ()),
     )
-    monkeypatch.setattr(docker, "compose_version", lambda: "2.40.3")
+    monkeypatch.setattr(compose, "compose_version", lambda: "2.40.3")
     monkeypatch.setattr(docker, "image_present", lambda reference: True)
     monkeypatch.setattr(docker, "list_agent_containers", lambda include_stopped=True: [])
     monkeypatch.setattr(doctor, "free_bytes", lambda path: 200 * GIB)

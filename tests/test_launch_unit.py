@@ -18,7 +18,7 @@ import pytest
 
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.errors import LaunchError
-from agent_manager.runtime import launch as launch_module
+from agent_manager.runtime import gpu, vram
 from agent_manager.runtime.agents import parse_docker_time, parse_since
 from agent_manager.runtime.launch import LaunchEvents, LaunchFailed, LaunchOptions, launch
 from agent_manager.runtime.lock import workspace_lock
@@ -161,16 +161,24 @@ def test_nvml_unavailable_is_said_once_and_launch_goes_on(
     assert said.count("NVML unavailable: not waiting for GPU memory.") == 1
 
 
+def in_container(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pid: int, cid: str) -> None:
+    """A fake /proc in which `pid` runs in container `cid` (cgroup v2, systemd driver)."""
+    root = tmp_path / "proc"
+    (root / str(pid)).mkdir(parents=True)
+    (root / str(pid) / "cgroup").write_text(f"0::/system.slice/docker-{cid}.scope\n")
+    monkeypatch.setattr(gpu, "PROC_ROOT", root)
+
+
 def test_launch_waits_until_the_old_agents_gpu_memory_is_free(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     fake = install(monkeypatch)
     old = fake.add("architect", port=8000)
-    monkeypatch.setattr(launch_module, "container_id_of", lambda pid: old.id if pid == 77 else None)
+    in_container(monkeypatch, tmp_path, 77, old.id)
     held = Scenario([device(used_gib=9)], [process(77, 8.5)])
     freed = Scenario([device(used_gib=0.5)], [])
     nv = fake_nvml.install(monkeypatch, held, held, held, held, freed)
-    monkeypatch.setattr(launch_module, "VRAM_POLL_S", 0.01)
+    monkeypatch.setattr(vram, "VRAM_POLL_S", 0.01)
     _, said = run_launch(workspace, "po")
     assert nv.calls >= 5, "polled NVML until pid 77 was gone"
     assert "Waiting for the GPU memory of the stopped agent to be freed..." in said
@@ -178,14 +186,14 @@ def test_launch_waits_until_the_old_agents_gpu_memory_is_free(
 
 
 def test_gpu_memory_that_is_never_freed_gives_a_clear_error(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     fake = install(monkeypatch)
     old = fake.add("architect", port=8000)
-    monkeypatch.setattr(launch_module, "container_id_of", lambda pid: old.id)
+    in_container(monkeypatch, tmp_path, 77, old.id)
     fake_nvml.install(monkeypatch, Scenario([device(used_gib=9)], [process(77, 8.5)]))
-    monkeypatch.setattr(launch_module, "VRAM_POLL_S", 0.01)
-    monkeypatch.setattr(launch_module, "VRAM_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(vram, "VRAM_POLL_S", 0.01)
+    monkeypatch.setattr(vram, "VRAM_TIMEOUT_S", 0.2)
     with pytest.raises(Exception, match=r"still held by pid 77 \(8.5 GiB\)"):
         run_launch(workspace, "po")
     assert not any(op.startswith("up") for op in fake.ops)
@@ -351,12 +359,9 @@ def test_cli_launch_failure_as_json(workspace: Path, fake: FakeDocker, cli: Cli)
 
 
 def test_cli_launch_ctrl_c_leaves_the_container_and_says_how_to_stop_it(
-    workspace: Path, fake: FakeDocker, cli: Cli, monkeypatch: pytest.MonkeyPatch
+    workspace: Path, fake: FakeDocker, cli: Cli
 ) -> None:
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(launch_module, "_follow_until_ready", interrupted)
+    fake.behaviour["po"] = Behaviour(ctrl_c_while_following=True)
     result = cli("--home", str(workspace), "launch", "po")
     assert result.code == 130
     assert "Stopped following po; its container is left as it is." in result.stderr

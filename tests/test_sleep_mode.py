@@ -71,7 +71,8 @@ def test_cli_refuses_bind_0000_with_sleep_and_exits_2(workspace: Path, cli: Cli)
     path.write_text(text)
     result = cli("--home", str(workspace), "launch", "po")
     assert result.code == 2
-    assert "po binds 0.0.0.0" in result.stderr and "without authentication" in result.stderr
+    said = " ".join(result.stderr.split())
+    assert "po binds 0.0.0.0" in said and "without authentication" in said
 
 
 def test_workspace_defaults_apply_where_the_spec_is_silent(workspace: Path, cli: Cli) -> None:
@@ -94,7 +95,7 @@ def test_a_default_sleep_on_a_public_bind_names_the_settings_file(
     path.write_text(path.read_text().replace("bind: 127.0.0.1", "bind: 0.0.0.0"))
     result = cli("--home", str(workspace), "launch", "po")
     assert result.code == 2
-    assert "from the workspace defaults in agent-manager.yaml" in result.stderr
+    assert "from the workspace defaults in agent-manager.yaml" in " ".join(result.stderr.split())
 
 
 def test_a_bad_settings_file_is_named(workspace: Path, cli: Cli) -> None:
@@ -178,8 +179,8 @@ def _po_awake_on_the_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_started_agent_must_pass_vllms_check_beside_the_sleepers(
     workspace: Path,
-    cached_defaults: None,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    cached_defaults: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _po_awake_on_the_gpu(monkeypatch)
     architect = agent(workspace, "architect")

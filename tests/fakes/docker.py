@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from agent_manager.adapters import compose as compose_adapter
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters.docker import AgentContainer
@@ -44,6 +45,7 @@ class Behaviour:
     healthy_after_probes: int = 2  # /health answers 200 from this probe on
     models: list[str] | None = None  # /v1/models ids (default: the served name)
     up_hangs: bool = False  # `compose up` prints its output, then hangs (pipe open) until killed
+    ctrl_c_while_following: bool = False  # the user presses Ctrl-C while launch follows it
 
 
 class FakeProcess:
@@ -176,6 +178,8 @@ class FakeDocker:
         ):
             return Probe(False, None, "ConnectionError")
         self._probes += 1
+        if self.behaviour.get(agent, Behaviour()).ctrl_c_while_following:
+            raise KeyboardInterrupt
         if self._probes >= self.behaviour.get(agent, Behaviour()).healthy_after_probes:
             self.serving = agent
             return Probe(True, 200)
@@ -214,15 +218,15 @@ def install(monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
         "remove_container",
         "remove_project_networks",
         "port_publishers",
-        "compose_config_hash",
-        "start_compose",
         "log_lines",
     ):
         monkeypatch.setattr(docker_adapter, name, getattr(fake, name))
     monkeypatch.setattr(docker_adapter, "LogStream", fake.log_stream)
     # Cached like the real ones: the test set-up calls their cache_clear().
     monkeypatch.setattr(docker_adapter, "get_docker", functools.cache(lambda: object()))
-    monkeypatch.setattr(docker_adapter, "ensure_compose_cli", functools.cache(lambda: None))
+    monkeypatch.setattr(compose_adapter, "ensure_compose_cli", functools.cache(lambda: None))
+    monkeypatch.setattr(compose_adapter, "start_compose", fake.start_compose)
+    monkeypatch.setattr(compose_adapter, "compose_config_hash", fake.compose_config_hash)
     monkeypatch.setattr(http_adapter, "probe_health", fake.probe_health)
     monkeypatch.setattr(http_adapter, "served_models", fake.served_models)
     monkeypatch.setattr(http_adapter, "fetch_metrics", lambda url, timeout=2.0: None)

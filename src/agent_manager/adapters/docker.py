@@ -1,4 +1,4 @@
-"""The only place that runs `docker compose` or uses the Docker SDK.
+"""The only place that uses the Docker SDK (`docker compose` itself is run by compose.py).
 
 Compose is driven through the real `docker compose` v2 CLI (never reimplemented); the SDK is
 used to find and inspect our containers by label. Tests replace `get_docker()`.
@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from agent_manager.compose.render import LABEL_AGENT, LABEL_PORT, LABEL_SERVED, LABEL_SPEC_HASH
 from agent_manager.errors import DockerUnavailableError
-from agent_manager.models.cache_layout import hf_home
-from agent_manager.spec.workspace import Workspace, instance_name, project_name
+from agent_manager.spec.workspace import instance_name
 
 if TYPE_CHECKING:
     import docker
@@ -110,62 +107,6 @@ def _agent_container(container: Any) -> AgentContainer:
         spec_hash=labels.get(LABEL_SPEC_HASH),
         labels=labels,
     )
-
-
-def compose_command(ws: Workspace, agent: str, *args: str) -> list[str]:
-    """`docker compose` for one agent: its project name, its file, then the user's override."""
-    files: list[str] = []
-    for path in ws.compose_files(agent):
-        files += ["-f", str(path)]
-    return ["docker", "compose", "-p", project_name(agent), *files, *args]
-
-
-def compose_env(offline: bool = False) -> dict[str, str]:
-    """The environment compose interpolates the files with (HF_HOME, offline switch)."""
-    from agent_manager.compose.render import OFFLINE_ENV
-
-    env = dict(os.environ)
-    env["HF_HOME"] = str(hf_home())
-    env[OFFLINE_ENV] = "1" if offline else "0"
-    return env
-
-
-def run_compose(
-    ws: Workspace,
-    agent: str,
-    *args: str,
-    offline: bool = False,
-    timeout: float | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run `docker compose ...` to completion, capturing output. Raises when Docker is missing."""
-    ensure_compose_cli()
-    return subprocess.run(
-        compose_command(ws, agent, *args),
-        env=compose_env(offline),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-@cache
-def ensure_compose_cli() -> None:
-    if shutil.which("docker") is None:
-        raise DockerUnavailableError(
-            "The `docker` command is not installed.",
-            hint="Install Docker Engine and the Compose v2 plugin "
-            "(docs.docker.com/engine/install).",
-        )
-    probe = subprocess.run(
-        ["docker", "compose", "version", "--short"], capture_output=True, text=True, check=False
-    )
-    if probe.returncode != 0:
-        raise DockerUnavailableError(
-            "Docker Compose v2 (`docker compose`) is not available.",
-            hint="Install the docker-compose-plugin package, or put the `docker-compose` v2 "
-            "binary in ~/.docker/cli-plugins/.",
-        )
 
 
 def _first_line(error: BaseException) -> str:
@@ -294,23 +235,6 @@ def port_publishers(port: int) -> list[str]:
     return found
 
 
-def start_compose(
-    ws: Workspace, agent: str, *args: str, offline: bool = False
-) -> subprocess.Popen[str]:
-    """Start `docker compose ...` and return at once; its output (stdout+stderr) is a pipe."""
-    ensure_compose_cli()
-    return subprocess.Popen(
-        compose_command(ws, agent, *args),
-        env=compose_env(offline),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        # Ctrl-C must stop our follow loop, not kill a `compose up` half-way through.
-        start_new_session=True,
-    )
-
-
 @dataclass(frozen=True)
 class EngineInfo:
     """What the Docker Engine says about itself (`docker version` / `docker info`)."""
@@ -341,15 +265,6 @@ def engine_info() -> EngineInfo:
     )
 
 
-def compose_version() -> str:
-    """`docker compose version --short` (e.g. "2.40.3"); raises when Compose v2 is missing."""
-    ensure_compose_cli()
-    probe = subprocess.run(
-        ["docker", "compose", "version", "--short"], capture_output=True, text=True, check=False
-    )
-    return probe.stdout.strip().lstrip("v") or "unknown"
-
-
 def image_present(reference: str) -> bool:
     from docker.errors import ImageNotFound
 
@@ -358,24 +273,3 @@ def image_present(reference: str) -> bool:
     except ImageNotFound:
         return False
     return True
-
-
-CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
-
-
-def compose_config_hash(
-    ws: Workspace, agent: str, service: str, offline: bool = False
-) -> str | None:
-    """The hash Compose would label `service`'s container with now (None if it cannot say).
-
-    Equal to a running container's `com.docker.compose.config-hash` label exactly when
-    `up -d` would leave that container alone.
-    """
-    done = run_compose(ws, agent, "config", "--hash", service, offline=offline, timeout=60)
-    if done.returncode != 0:
-        return None
-    for line in done.stdout.splitlines():
-        name, _, value = line.strip().partition(" ")
-        if name == service and value:
-            return value
-    return None

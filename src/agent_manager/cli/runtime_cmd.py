@@ -58,13 +58,13 @@ def launch(
     `docker compose up -d`, shows vLLM's startup phase, and returns once /health answers and
     /v1/models lists the served name. A failed start is explained with what to do.
     """
-    from agent_manager.runtime.launch import (
+    from agent_manager.runtime.context import (
         LaunchEvents,
         LaunchFailed,
         LaunchOptions,
         LaunchProgress,
     )
-    from agent_manager.runtime.launch import launch as run_launch
+    from agent_manager.runtime.switch import switch_to
 
     ws = workspace()
     progress = LaunchProgress(agent)
@@ -72,7 +72,7 @@ def launch(
     events = LaunchEvents(message=view.message, warning=view.warning, phase=view.phase)
     options = LaunchOptions(timeout=timeout, wait=not no_wait, force=force, cold=cold)
     try:
-        result = run_launch(ws, agent, options, events, progress)
+        result = switch_to(ws, agent, options, events, progress)
     except LaunchFailed as failed:
         view.close()
         if json_output:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from agent_manager.adapters import docker, nvml
+from agent_manager.adapters import compose, docker, nvml
 from agent_manager.errors import AgentManagerError, SpecError
 from agent_manager.models.cache_layout import hf_home, hub_cache
+from agent_manager.runtime import ports
 from agent_manager.runtime.ports import PortUse, port_holders, port_use
 from agent_manager.spec.agents import Agent, check_ports, load_agent
 from agent_manager.spec.vllm_args import IMAGE, IMAGE_TAG
@@ -205,38 +206,10 @@ def hf_token_verdict(
 def port_verdict(
     agent: Agent, use: PortUse, running_agent: str | None, holders: list[str]
 ) -> Check:
-    spec = agent.spec
-    name = f"port {spec.port}"
-    where = f"{spec.bind}:{spec.port} ({agent.name})"
-    if use is PortUse.FREE:
-        return ok(name, f"{where} is free.")
-    if use is PortUse.IN_USE and running_agent == agent.name:
-        return ok(name, f"{where} is served by agent {agent.name}, which is running.")
-    if use is PortUse.IN_USE and running_agent:
-        return fail(
-            name,
-            f"{where} is taken by agent {running_agent}.",
-            f"Give one of them another 'port' in agents/{agent.name}.yaml.",
-        )
-    if use is PortUse.IN_USE:
-        who = f" by {', '.join(holders)}" if holders else ""
-        return fail(
-            name,
-            f"{where} is in use{who}; launching {agent.name} would fail.",
-            f"Stop that program (`ss -ltnp 'sport = :{spec.port}'` names it) or change 'port' in "
-            f"agents/{agent.name}.yaml.",
-        )
-    if use is PortUse.PRIVILEGED:
-        return warn(
-            name,
-            f"{where}: ports below 1024 can only be checked as root.",
-            "A root Docker daemon can still publish it; rootless Docker cannot: use a port "
-            "above 1023 there.",
-        )
-    return fail(
-        name,
-        f"{where}: {spec.bind} is not an address of this machine.",
-        f"Set 'bind' in agents/{agent.name}.yaml to 127.0.0.1 (or 0.0.0.0 for all).",
+    verdict = ports.port_verdict(agent, use, running_agent, holders)
+    status = {"ok": Status.OK, "warn": Status.WARN, "fail": Status.FAIL}[verdict.level]
+    return Check(
+        name=f"port {agent.spec.port}", status=status, detail=verdict.detail, fix=verdict.fix
     )
 
 
@@ -249,7 +222,7 @@ def check_docker() -> list[Check]:
 
 
 def check_compose() -> list[Check]:
-    return [ok("compose", f"Docker Compose {docker.compose_version()} (v2 plugin).")]
+    return [ok("compose", f"Docker Compose {compose.compose_version()} (v2 plugin).")]
 
 
 def check_gpu_runtime() -> list[Check]:

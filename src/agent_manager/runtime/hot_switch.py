@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import host as host_adapter
@@ -31,6 +32,7 @@ from agent_manager.plan.sleepers import (
     measured_residual,
 )
 from agent_manager.runtime import sleep_records
+from agent_manager.runtime.agents import STOP_GRACE_S, stop_and_remove
 from agent_manager.runtime.gpu import container_id_of
 from agent_manager.runtime.sleep import (
     SleepFailed,
@@ -39,9 +41,14 @@ from agent_manager.runtime.sleep import (
     wake,
     weights_bytes_from_log,
 )
+from agent_manager.runtime.state import AgentMachine, AgentState, RunningProbe, can_move
 from agent_manager.spec.agents import Agent, load_agent
 from agent_manager.spec.endpoint import api_key_from
 from agent_manager.spec.workspace import Workspace
+
+if TYPE_CHECKING:  # the switch core imports this module; its types are only annotations here
+    from agent_manager.runtime.context import SwitchContext
+    from agent_manager.runtime.switch import SwitchPlan, SwitchStrategy
 
 GIB = 1024**3
 NVML_DROP_BYTES = 256 * 1024**2
@@ -112,25 +119,85 @@ def check_fit(ws: Workspace, agent: Agent, cold: bool, force: bool) -> tuple[lis
         return [line, *planner.ensure_fits(agent, force=force)], False
 
 
-def sleep_others(
-    ws: Workspace, agent: Agent, containers: list[AgentContainer], say: Say
-) -> set[str]:
+class HotSwitch:
+    """Sleep the others that can sleep and wake a sleeping target; the rest as `cold` does."""
+
+    def __init__(self, cold: SwitchStrategy):
+        self.cold = cold
+
+    def put_away(self, ctx: SwitchContext, plan: SwitchPlan) -> None:
+        plan.staying = sleep_others(ctx.ws, ctx.agent, plan, ctx.events.message)
+        ctx.progress.asleep = sorted({c.agent for c in plan.containers if c.id in plan.staying})
+        self.cold.put_away(ctx, plan)  # stops what is left: cold agents, failed sleepers
+
+    def bring_up(self, ctx: SwitchContext, plan: SwitchPlan) -> AgentContainer:
+        keep, say = plan.keep, ctx.events.message
+        if keep is not None and plan.machine(keep.agent).state is AgentState.SLEEPING:
+            machine = plan.machine(keep.agent)
+            machine.move(AgentState.STARTING)
+            ctx.timings.up_issued = time.time()
+            if wake_target(ctx.ws, ctx.agent, keep, say):
+                machine.move(AgentState.READY)
+                ctx.timings.up_done = time.time()
+                ctx.progress.container, ctx.progress.woke = keep.name, True
+                return keep
+            machine.move(AgentState.STOPPING)
+            stop_and_remove(keep, grace_s=STOP_GRACE_S, on_progress=say)
+            machine.move(AgentState.STOPPED)
+            plan.keep = None
+        return self.cold.bring_up(ctx, plan)
+
+
+def running_probe(ws: Workspace) -> RunningProbe:
+    """Reads a running container's state over HTTP: sleeping, ready, or still starting."""
+
+    def probe(container: AgentContainer) -> AgentState:
+        if container.port is None:
+            return AgentState.STARTING
+        try:
+            agent: Agent | None = load_agent(ws, container.agent)
+        except AgentManagerError:
+            agent = None
+        bind = agent.spec.bind if agent else "127.0.0.1"
+        url = http_adapter.base_url(bind, container.port)
+        if agent is not None and agent.spec.switch == "sleep":
+            try:
+                if vllm_dev.is_sleeping(url, timeout=2.0):
+                    return AgentState.SLEEPING
+            except vllm_dev.DevApiError:
+                return AgentState.STARTING
+        key = api_key_from(agent.spec.api_key_env) if agent else None
+        if http_adapter.probe_health(url, timeout=1.0).healthy:
+            models = http_adapter.served_models(url, key, timeout=2.0)
+            if models is not None and container.served_name in models:
+                return AgentState.READY
+        return AgentState.STARTING
+
+    return probe
+
+
+def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set[str]:
     """Put every other awake sleep agent to sleep; the ids of the containers left asleep.
 
-    One that fails to sleep is left out of the set: the caller stops it (cold fallback).
+    One that fails to sleep, or is not ready to, is left out: the cold part stops it.
     """
     asleep: set[str] = set()
-    for other in sleep_agents(ws, containers):
-        if other.agent.name == agent.name:
+    for other in sleep_agents(ws, plan.containers):
+        name = other.agent.name
+        if name == agent.name:
             continue
+        machine: AgentMachine | None = plan.machines.get(name)
         if other.asleep:
             asleep.add(other.container.id)
+            continue
+        if machine is None or not can_move(machine.state, AgentState.SLEEPING):
             continue
         try:
             _sleep_one(ws, other, say)
         except SleepFailed as failed:
             say(f"{failed.message} Stopping it instead (cold switch).")
             continue
+        machine.move(AgentState.SLEEPING)
         asleep.add(other.container.id)
     return asleep
 
@@ -170,25 +237,14 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say) -> None:
     )
 
 
-def wake_target(
-    ws: Workspace, agent: Agent, container: AgentContainer, say: Say, cold: bool = False
-) -> bool | None:
-    """Wake `agent`'s container if it sleeps: True woke, None was not asleep, False failed
-    (or `cold`: a sleeping engine is then restarted, never woken).
+def wake_target(ws: Workspace, agent: Agent, container: AgentContainer, say: Say) -> bool:
+    """Wake `agent`'s sleeping container and confirm it serves; False (said why) if not.
 
-    On failure the line says why; the caller stops the container and starts it cold.
+    On failure the caller stops the container and starts it cold.
     """
-    if container.port is None or agent.spec.switch != "sleep":
-        return None
-    url = http_adapter.base_url(agent.spec.bind, container.port)
-    try:
-        if not vllm_dev.is_sleeping(url, timeout=2.0):
-            return None
-    except vllm_dev.DevApiError:
-        return None
-    if cold:
-        say(f"{agent.name} sleeps; restarting it cold (--cold).")
+    if container.port is None:
         return False
+    url = http_adapter.base_url(agent.spec.bind, container.port)
     record = sleep_records.asleep_record(ws, agent.name, container.id)
     level = record.level if record else agent.spec.sleep_level
     try:

@@ -1,0 +1,182 @@
+"""The only place that runs the `docker compose` v2 CLI (never reimplemented).
+
+One agent is one Compose project: its generated file, then the user's override file. `up` is
+started in its own session and read line by line in a thread, so a `compose up` stuck mid-pull
+(output pipe open) still meets the caller's deadline, and Ctrl-C in the caller never kills it
+half-way through creating a container.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import IO, Protocol
+
+from agent_manager.errors import DockerUnavailableError
+from agent_manager.models.cache_layout import hf_home
+from agent_manager.spec.workspace import Workspace, project_name
+
+CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
+
+
+def compose_command(ws: Workspace, agent: str, *args: str) -> list[str]:
+    """`docker compose` for one agent: its project name, its file, then the user's override."""
+    files: list[str] = []
+    for path in ws.compose_files(agent):
+        files += ["-f", str(path)]
+    return ["docker", "compose", "-p", project_name(agent), *files, *args]
+
+
+def compose_env(offline: bool = False) -> dict[str, str]:
+    """The environment compose interpolates the files with (HF_HOME, offline switch)."""
+    from agent_manager.compose.render import OFFLINE_ENV
+
+    env = dict(os.environ)
+    env["HF_HOME"] = str(hf_home())
+    env[OFFLINE_ENV] = "1" if offline else "0"
+    return env
+
+
+def run_compose(
+    ws: Workspace,
+    agent: str,
+    *args: str,
+    offline: bool = False,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `docker compose ...` to completion, capturing output. Raises when Docker is missing."""
+    ensure_compose_cli()
+    return subprocess.run(
+        compose_command(ws, agent, *args),
+        env=compose_env(offline),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@cache
+def ensure_compose_cli() -> None:
+    if shutil.which("docker") is None:
+        raise DockerUnavailableError(
+            "The `docker` command is not installed.",
+            hint="Install Docker Engine and the Compose v2 plugin "
+            "(docs.docker.com/engine/install).",
+        )
+    probe = subprocess.run(
+        ["docker", "compose", "version", "--short"], capture_output=True, text=True, check=False
+    )
+    if probe.returncode != 0:
+        raise DockerUnavailableError(
+            "Docker Compose v2 (`docker compose`) is not available.",
+            hint="Install the docker-compose-plugin package, or put the `docker-compose` v2 "
+            "binary in ~/.docker/cli-plugins/.",
+        )
+
+
+def start_compose(
+    ws: Workspace, agent: str, *args: str, offline: bool = False
+) -> subprocess.Popen[str]:
+    """Start `docker compose ...` and return at once; its output (stdout+stderr) is a pipe."""
+    ensure_compose_cli()
+    return subprocess.Popen(
+        compose_command(ws, agent, *args),
+        env=compose_env(offline),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        # Ctrl-C must stop our follow loop, not kill a `compose up` half-way through.
+        start_new_session=True,
+    )
+
+
+def compose_version() -> str:
+    """`docker compose version --short` (e.g. "2.40.3"); raises when Compose v2 is missing."""
+    ensure_compose_cli()
+    probe = subprocess.run(
+        ["docker", "compose", "version", "--short"], capture_output=True, text=True, check=False
+    )
+    return probe.stdout.strip().lstrip("v") or "unknown"
+
+
+def compose_config_hash(
+    ws: Workspace, agent: str, service: str, offline: bool = False
+) -> str | None:
+    """The hash Compose would label `service`'s container with now (None if it cannot say).
+
+    Equal to a running container's `com.docker.compose.config-hash` label exactly when
+    `up -d` would leave that container alone.
+    """
+    done = run_compose(ws, agent, "config", "--hash", service, offline=offline, timeout=60)
+    if done.returncode != 0:
+        return None
+    for line in done.stdout.splitlines():
+        name, _, value = line.strip().partition(" ")
+        if name == service and value:
+            return value
+    return None
+
+
+class ComposeProcess(Protocol):
+    """A started `docker compose` (a `subprocess.Popen`, or a test's fake)."""
+
+    @property
+    def stdout(self) -> IO[str] | Iterable[str] | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ComposeRun:
+    """How a `compose` command ended: its exit code (None: cut at the deadline), its output."""
+
+    code: int | None
+    output: list[str]
+
+
+def read_until_exit(
+    process: ComposeProcess, deadline: float, on_line: Callable[[str], None]
+) -> ComposeRun:
+    """Hand each output line to `on_line` until compose exits; kill it at `deadline`
+    (time.monotonic()) and answer code None."""
+    assert process.stdout is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
+    output: list[str] = []
+    code: int | None = None
+    while True:
+        try:
+            raw = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break  # the deadline passed before compose finished
+        if raw is None:  # end of output: compose is exiting
+            try:
+                code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            break
+        line = raw.rstrip("\n")
+        output.append(line)
+        on_line(line)
+    if code is None:
+        process.kill()
+    return ComposeRun(code, output)
+
+
+def _pump(stream: Iterable[str], into: queue.Queue[str | None]) -> None:
+    try:
+        for line in stream:
+            into.put(line)
+    finally:
+        into.put(None)
