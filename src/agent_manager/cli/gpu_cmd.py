@@ -42,6 +42,7 @@ def gpu_stats(
             ui.print_json(snapshot)
         else:
             ui.out().print(_stats_view(snapshot))
+            _print_sleepers()
             for note in snapshot.notes:
                 ui.hint(note)
         return
@@ -63,6 +64,15 @@ def gpu_stats(
                 time.sleep(interval)
     except KeyboardInterrupt:
         return
+
+
+def _print_sleepers() -> None:
+    """`po is asleep (level 1, 5.2 GiB in host RAM).`: Docker is asked only if one may sleep."""
+    from agent_manager.cli.options import workspace
+    from agent_manager.runtime.hot_switch import asleep_labels
+
+    for agent, label in asleep_labels(workspace()).items():
+        ui.out().print(f"{agent} is {label}.", markup=False)
 
 
 def _stats_view(snapshot: GpuSnapshot) -> RenderableType:
