@@ -81,7 +81,11 @@ def list_agent_containers(include_stopped: bool = True) -> list[AgentContainer]:
     """Every container of this instance that carries our agent label, newest first."""
     client = get_docker()
     prefix = instance_name() + "-"
-    containers = client.containers.list(all=include_stopped, filters={"label": LABEL_AGENT})
+    # Other instances' containers carry the label too and may be removed between the list and
+    # docker-py's inspect of each: skip those instead of failing.
+    containers = client.containers.list(
+        all=include_stopped, filters={"label": LABEL_AGENT}, ignore_removed=True
+    )
     found = [_agent_container(container) for container in containers]
     found = [c for c in found if c.project.startswith(prefix)]
     found.sort(key=lambda c: c.started_at or "", reverse=True)
@@ -225,7 +229,7 @@ def port_publishers(port: int) -> list[str]:
     """Running containers that publish host port `port`, as "container NAME (image IMAGE)"."""
     client = get_docker()
     found = []
-    for container in client.containers.list():
+    for container in client.containers.list(ignore_removed=True):
         ports = container.attrs.get("NetworkSettings", {}).get("Ports") or {}
         for bindings in ports.values():
             if any(str(b.get("HostPort")) == str(port) for b in bindings or []):

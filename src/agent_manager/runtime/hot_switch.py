@@ -182,10 +182,10 @@ def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set
     One that fails to sleep, or is not ready to, is left out: the cold part stops it.
     """
     asleep: set[str] = set()
-    for other in sleep_agents(ws, plan.containers):
+    found = [s for s in sleep_agents(ws, plan.containers) if s.agent.name != agent.name]
+    sleeping = [s.agent.name for s in found if s.asleep]
+    for other in found:
         name = other.agent.name
-        if name == agent.name:
-            continue
         machine: AgentMachine | None = plan.machines.get(name)
         if other.asleep:
             asleep.add(other.container.id)
@@ -193,16 +193,19 @@ def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set
         if machine is None or not can_move(machine.state, AgentState.SLEEPING):
             continue
         try:
-            _sleep_one(ws, other, say)
+            _sleep_one(ws, other, say, sleeping)
         except SleepFailed as failed:
             say(f"{failed.message} Stopping it instead (cold switch).")
             continue
         machine.move(AgentState.SLEEPING)
         asleep.add(other.container.id)
+        sleeping.append(name)
     return asleep
 
 
-def _sleep_one(ws: Workspace, other: SleepAgent, say: Say) -> None:
+def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) -> None:
+    """Sleep one agent, confirmed, and record what vLLM says it freed and still uses;
+    `sleeping` are the agents already asleep on the card (their share of vLLM's Y)."""
     container, agent = other.container, other.agent
     previous = sleep_records.read_record(ws, agent.name)
     weights = previous.weights_bytes if previous and previous.container_id == container.id else None
@@ -220,11 +223,7 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say) -> None:
     record.weights_bytes = weights
     measure = last_sleep_measure(docker_adapter.log_lines(container.id, tail=50))
     if measure is not None:
-        others = sum(
-            r.residual_bytes or DEFAULT_RESIDUAL_BYTES
-            for name in ws.agent_names()
-            if name != agent.name and (r := sleep_records.read_record(ws, name)) and r.asleep
-        )
+        others = sum(residual_of(ws, load_agent(ws, name)) for name in sleeping)
         record.freed_bytes = measure.freed_bytes
         record.still_in_use_bytes = measure.still_in_use_bytes
         record.residual_bytes = measured_residual(measure.still_in_use_bytes, others)
