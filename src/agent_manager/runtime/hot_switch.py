@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from agent_manager.adapters import docker as docker_adapter
@@ -41,7 +42,7 @@ from agent_manager.runtime.sleep import (
     wake,
     weights_bytes_from_log,
 )
-from agent_manager.runtime.state import AgentMachine, AgentState, RunningProbe, can_move
+from agent_manager.runtime.state import AgentMachine, AgentState, RunningProbe
 from agent_manager.spec.agents import Agent, load_agent
 from agent_manager.spec.endpoint import api_key_from
 from agent_manager.spec.workspace import Workspace
@@ -67,6 +68,21 @@ class SleepAgent:
     asleep: bool
 
 
+def _load(ws: Workspace, name: str) -> Agent:
+    """load_agent, parsed once per file version: a switch looks at each spec several times."""
+    path = ws.spec_path(name)
+    try:
+        stat = path.stat()
+    except OSError:
+        return load_agent(ws, name)  # says the file is missing
+    return _load_cached(ws, name, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=32)
+def _load_cached(ws: Workspace, name: str, mtime_ns: int, size: int) -> Agent:
+    return load_agent(ws, name)
+
+
 def sleep_agents(ws: Workspace, containers: list[AgentContainer]) -> list[SleepAgent]:
     """Running containers that can sleep (spec says sleep, container made from that spec)."""
     found = []
@@ -74,7 +90,7 @@ def sleep_agents(ws: Workspace, containers: list[AgentContainer]) -> list[SleepA
         if not container.running or container.port is None:
             continue
         try:
-            agent = load_agent(ws, container.agent)
+            agent = _load(ws, container.agent)
         except AgentManagerError:
             continue  # spec gone or broken: it is stopped, not slept
         if agent.spec.switch != "sleep" or container.spec_hash != agent.spec_hash():
@@ -155,7 +171,7 @@ def running_probe(ws: Workspace) -> RunningProbe:
         if container.port is None:
             return AgentState.STARTING
         try:
-            agent: Agent | None = load_agent(ws, container.agent)
+            agent: Agent | None = _load(ws, container.agent)
         except AgentManagerError:
             agent = None
         bind = agent.spec.bind if agent else "127.0.0.1"
@@ -177,30 +193,39 @@ def running_probe(ws: Workspace) -> RunningProbe:
 
 
 def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set[str]:
-    """Put every other awake sleep agent to sleep; the ids of the containers left asleep.
+    """Put every other ready sleep agent to sleep; the ids of the containers left asleep.
 
-    One that fails to sleep, or is not ready to, is left out: the cold part stops it.
+    States come from the plan's probe. One that fails to sleep, or is not ready to, is left
+    out: the cold part stops it.
     """
-    asleep: set[str] = set()
-    found = [s for s in sleep_agents(ws, plan.containers) if s.agent.name != agent.name]
-    sleeping = [s.agent.name for s in found if s.asleep]
-    for other in found:
-        name = other.agent.name
-        machine: AgentMachine | None = plan.machines.get(name)
-        if other.asleep:
-            asleep.add(other.container.id)
+    candidates: list[SleepAgent] = []
+    for container in plan.containers:
+        machine: AgentMachine | None = plan.machines.get(container.agent)
+        if container.agent == agent.name or machine is None or container.port is None:
             continue
-        if machine is None or not can_move(machine.state, AgentState.SLEEPING):
+        if machine.state not in (AgentState.SLEEPING, AgentState.READY) or not container.running:
             continue
+        try:
+            found = _load(ws, container.agent)
+        except AgentManagerError:
+            continue
+        if found.spec.switch != "sleep" or container.spec_hash != found.spec_hash():
+            continue
+        url = http_adapter.base_url(found.spec.bind, container.port)
+        asleep = machine.state is AgentState.SLEEPING
+        candidates.append(SleepAgent(container, found, url, asleep))
+    staying = {c.container.id for c in candidates if c.asleep}
+    sleeping = [c.agent.name for c in candidates if c.asleep]
+    for other in (c for c in candidates if not c.asleep):
         try:
             _sleep_one(ws, other, say, sleeping)
         except SleepFailed as failed:
             say(f"{failed.message} Stopping it instead (cold switch).")
             continue
-        machine.move(AgentState.SLEEPING)
-        asleep.add(other.container.id)
-        sleeping.append(name)
-    return asleep
+        plan.machine(other.agent.name).move(AgentState.SLEEPING)
+        staying.add(other.container.id)
+        sleeping.append(other.agent.name)
+    return staying
 
 
 def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) -> None:
@@ -223,7 +248,7 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
     record.weights_bytes = weights
     measure = last_sleep_measure(docker_adapter.log_lines(container.id, tail=50))
     if measure is not None:
-        others = sum(residual_of(ws, load_agent(ws, name)) for name in sleeping)
+        others = sum(residual_of(ws, _load(ws, name)) for name in sleeping)
         record.freed_bytes = measure.freed_bytes
         record.still_in_use_bytes = measure.still_in_use_bytes
         record.residual_bytes = measured_residual(measure.still_in_use_bytes, others)

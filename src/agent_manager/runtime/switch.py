@@ -179,8 +179,8 @@ def _reusable(ctx: SwitchContext, containers: list[AgentContainer]) -> AgentCont
         if container.spec_hash != agent.spec_hash():
             return None
         # The spec is the same; the override file or the environment may not be.
-        wanted = compose_adapter.compose_config_hash(ctx.ws, agent.name, SERVICE, ctx.offline)
-        if wanted is not None and wanted == container.labels.get(CONFIG_HASH_LABEL):
+        label = container.labels.get(CONFIG_HASH_LABEL)
+        if compose_adapter.config_hash_matches(ctx.ws, agent.name, SERVICE, ctx.offline, label):
             return container
         return None
     return None
