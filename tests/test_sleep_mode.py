@@ -230,3 +230,11 @@ def test_a_server_without_sleep_mode_is_said_so() -> None:
     with run_standin(SLEEP_ARGS[:-1]) as vllm, pytest.raises(SleepFailed) as failed:
         put_to_sleep(vllm.url, "po", 1, timeout=5)
     assert "does not run in sleep mode" in failed.value.message
+
+
+def test_a_wake_that_hangs_is_cut_at_its_timeout() -> None:
+    with run_standin(SLEEP_ARGS, env={**DEV_MODE, "STANDIN_WAKE_FAIL": "hang"}) as vllm:
+        put_to_sleep(vllm.url, "po", 1, timeout=5)
+        with pytest.raises(SleepFailed) as failed:
+            wake(vllm.url, "po", "po", 1, None, timeout=0.5)
+    assert failed.value.message == "po did not wake up: /wake_up did not answer within 0.5 s."

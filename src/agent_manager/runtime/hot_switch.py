@@ -36,6 +36,7 @@ from agent_manager.runtime import sleep_records
 from agent_manager.runtime.agents import STOP_GRACE_S, stop_and_remove
 from agent_manager.runtime.gpu import container_id_of
 from agent_manager.runtime.sleep import (
+    WAKE_TIMEOUT_S,
     SleepFailed,
     last_sleep_measure,
     put_to_sleep,
@@ -152,7 +153,7 @@ class HotSwitch:
             machine = plan.machine(keep.agent)
             machine.move(AgentState.STARTING)
             ctx.timings.up_issued = time.time()
-            if wake_target(ctx.ws, ctx.agent, keep, say):
+            if wake_target(ctx.ws, ctx.agent, keep, say, ctx.remaining()):
                 machine.move(AgentState.READY)
                 ctx.timings.up_done = time.time()
                 ctx.progress.container, ctx.progress.woke = keep.name, True
@@ -261,7 +262,9 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
     )
 
 
-def wake_target(ws: Workspace, agent: Agent, container: AgentContainer, say: Say) -> bool:
+def wake_target(
+    ws: Workspace, agent: Agent, container: AgentContainer, say: Say, within: float
+) -> bool:
     """Wake `agent`'s sleeping container and confirm it serves; False (said why) if not.
 
     On failure the caller stops the container and starts it cold.
@@ -271,10 +274,10 @@ def wake_target(ws: Workspace, agent: Agent, container: AgentContainer, say: Say
     url = http_adapter.base_url(agent.spec.bind, container.port)
     record = sleep_records.asleep_record(ws, agent.name, container.id)
     level = record.level if record else agent.spec.sleep_level
+    key = api_key_from(agent.spec.api_key_env)
+    timeout = max(1.0, min(within, WAKE_TIMEOUT_S[level]))
     try:
-        seconds = wake(
-            url, agent.name, agent.served_name, level, api_key_from(agent.spec.api_key_env)
-        )
+        seconds = wake(url, agent.name, agent.served_name, level, key, timeout)
     except SleepFailed as failed:
         say(f"{failed.message} Restarting it cold.")
         return False

@@ -21,7 +21,9 @@ from agent_manager.errors import LaunchError
 
 GIB = 1024**3
 SLEEP_TIMEOUT_S = 60.0  # offloading tens of GiB of weights to host RAM takes seconds
-WAKE_TIMEOUT_S = 120.0  # level 2 reloads the weights from disk
+# Level 1 copies the weights back from host RAM (vLLM's blog: 3-6 s for large models);
+# level 2 reloads them from disk.
+WAKE_TIMEOUT_S = {1: 30.0, 2: 120.0}
 CONFIRM_POLL_S = 0.02
 
 _FREED = re.compile(r"Sleep mode freed ([\d.]+) GiB memory, ([\d.]+) GiB memory is still in use")
@@ -85,7 +87,7 @@ def wake(
     served_name: str,
     level: int,
     api_key: str | None,
-    timeout: float = WAKE_TIMEOUT_S,
+    timeout: float = WAKE_TIMEOUT_S[2],
 ) -> float:
     """Wake (and after level 2 reload the weights), then confirm it serves; returns seconds."""
     start = time.monotonic()
