@@ -238,3 +238,23 @@ def test_a_wake_that_hangs_is_cut_at_its_timeout() -> None:
         with pytest.raises(SleepFailed) as failed:
             wake(vllm.url, "po", "po", 1, None, timeout=0.5)
     assert failed.value.message == "po did not wake up: /wake_up did not answer within 0.5 s."
+
+
+def test_plan_counts_the_sleepers_that_stay_beside_the_agent(
+    workspace: Path,
+    cached_defaults: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Cli,
+) -> None:
+    import json
+
+    _po_awake_on_the_gpu(monkeypatch)
+    monkeypatch.setattr(
+        "agent_manager.runtime.hot_switch.sleeper_residuals", lambda ws: {"po": int(1.5 * GIB)}
+    )
+    result = cli("--home", str(workspace), "plan", "architect", "po", "--json")
+    plans = {p["agent"]: p for p in json.loads(result.stdout)["agents"]}
+    assert result.code == 1
+    assert plans["architect"]["verdict"] == "does not fit"
+    assert "only 14.10 GiB is free" in plans["architect"]["reasons"][0]
+    assert plans["po"]["verdict"] == "fits"  # po itself is not its own sleeper

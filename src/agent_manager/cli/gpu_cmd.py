@@ -158,10 +158,13 @@ def plan(
     """
     from agent_manager.cli.options import workspace
     from agent_manager.errors import GpuUnavailableError
-    from agent_manager.plan.planner import gpu_target_from_nvml, gpu_target_on_paper, plan_agents
+    from agent_manager.plan.planner import gpu_target_from_nvml, gpu_target_on_paper
+    from agent_manager.plan.sleepers import plan_beside_sleepers
     from agent_manager.spec.agents import load_agents
 
-    loaded = load_agents(workspace(), agents or None)
+    ws = workspace()
+    loaded = load_agents(ws, agents or None)
+    sleepers: dict[str, int] = {}
     if gpu_memory is not None:
         target = gpu_target_on_paper(gpu_memory)
     else:
@@ -173,7 +176,10 @@ def plan(
                 hint="Plan on paper with --gpu-memory <GiB>, e.g. "
                 "`agent-manager plan --gpu-memory 16`.",
             ) from None
-    report = plan_agents(loaded, target)
+        from agent_manager.runtime.hot_switch import sleeper_residuals
+
+        sleepers = sleeper_residuals(ws)  # sleep agents stay on the card beside the next one
+    report = plan_beside_sleepers(loaded, target, sleepers)
     if json_output:
         ui.print_json(report)
     else:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from agent_manager.plan.planner import GpuTarget, Holder
+from agent_manager.plan.planner import GpuTarget, Holder, PlanReport, plan_agents
+from agent_manager.spec.agents import Agent
 
 GIB = 1024**3
 MIB = 1024**2
@@ -80,3 +81,20 @@ def choose_sleep_level(
         f"kept for the system), short by {_gib(weights_bytes - room)}; sleeping at level 2 "
         "instead (its weights are reloaded from disk on wake)."
     )
+
+
+def plan_beside_sleepers(
+    agents: list[Agent], target: GpuTarget, sleepers: Mapping[str, int]
+) -> PlanReport:
+    """`plan` with the sleep-mode agents that run now kept asleep beside each planned agent."""
+    if not sleepers:
+        return plan_agents(agents, target)
+    plans = [
+        plan_agents([agent], beside_sleepers(target, _without(sleepers, agent.name))).agents[0]
+        for agent in agents
+    ]
+    return PlanReport(gpu=target, agents=plans)
+
+
+def _without(sleepers: Mapping[str, int], name: str) -> dict[str, int]:
+    return {other: kept for other, kept in sleepers.items() if other != name}

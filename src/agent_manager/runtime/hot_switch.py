@@ -336,3 +336,12 @@ def asleep_labels(ws: Workspace, containers: list[AgentContainer] | None = None)
         record = sleep_records.asleep_record(ws, other.agent.name, other.container.id)
         labels[other.agent.name] = record.label() if record else "asleep"
     return labels
+
+
+def sleeper_residuals(ws: Workspace) -> dict[str, int]:
+    """agent → VRAM it would keep asleep, for every sleep agent of ours that runs now."""
+    try:
+        containers = docker_adapter.list_agent_containers(include_stopped=False)
+    except AgentManagerError:
+        return {}  # no Docker: nothing of ours runs
+    return {s.agent.name: residual_of(ws, s.agent) for s in sleep_agents(ws, containers)}
