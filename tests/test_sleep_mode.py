@@ -250,7 +250,7 @@ def test_plan_counts_the_sleepers_that_stay_beside_the_agent(
 
     _po_awake_on_the_gpu(monkeypatch)
     monkeypatch.setattr(
-        "agent_manager.runtime.hot_switch.sleeper_residuals", lambda ws: {"po": int(1.5 * GIB)}
+        "agent_manager.runtime.sleep_status.sleeper_residuals", lambda ws: {"po": int(1.5 * GIB)}
     )
     result = cli("--home", str(workspace), "plan", "architect", "po", "--json")
     plans = {p["agent"]: p for p in json.loads(result.stdout)["agents"]}

@@ -69,7 +69,7 @@ def gpu_stats(
 def _print_sleepers() -> None:
     """`po is asleep (level 1, 5.2 GiB in host RAM).`: Docker is asked only if one may sleep."""
     from agent_manager.cli.options import workspace
-    from agent_manager.runtime.hot_switch import asleep_labels
+    from agent_manager.runtime.sleep_status import asleep_labels
 
     for agent, label in asleep_labels(workspace()).items():
         ui.out().print(f"{agent} is {label}.", markup=False)
@@ -176,7 +176,7 @@ def plan(
                 hint="Plan on paper with --gpu-memory <GiB>, e.g. "
                 "`agent-manager plan --gpu-memory 16`.",
             ) from None
-        from agent_manager.runtime.hot_switch import sleeper_residuals
+        from agent_manager.runtime.sleep_status import sleeper_residuals
 
         sleepers = sleeper_residuals(ws)  # sleep agents stay on the card beside the next one
     report = plan_beside_sleepers(loaded, target, sleepers)

@@ -61,7 +61,7 @@ class StatusReport(BaseModel):
 
 
 def collect_status(ws: Workspace) -> StatusReport:
-    from agent_manager.runtime.hot_switch import asleep_labels
+    from agent_manager.runtime.sleep_status import asleep_labels
 
     containers = docker_adapter.list_agent_containers()
     rows = [_status_of(ws, container) for container in containers]
