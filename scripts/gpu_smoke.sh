@@ -79,6 +79,8 @@ launch() {  # agent [flags] -> prints "switch seconds" and keeps the JSON in $WS
     die "launch $* failed"
   fi
   t1=$(now)
+  echo "$(secs "$t0" "$t1") $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["switch"])' \
+    "$WS/last.json")" >>"$WS/walls"
   python3 - "$WS/last.json" "$(secs "$t0" "$t1")" "$*" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -97,6 +99,15 @@ for _ in 1 2 3; do
   launch medium
   launch small
 done
+
+python3 - "$WS/walls" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
+hot = [float(t) for t, kind in rows if kind == "hot"]
+cold = [float(t) for t, kind in rows if kind == "cold"]
+print(f"median wall: hot {statistics.median(hot):.2f} s ({len(hot)} switches, target <= 2 s), "
+      f"cold {statistics.median(cold):.2f} s ({len(cold)})")
+PY
 
 echo "== chat"
 need_time 20 "chat"
