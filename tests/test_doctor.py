@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import socket
@@ -12,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager.adapters import compose, docker
+from agent_manager.adapters import compose
+from agent_manager.adapters.docker import EngineInfo
 from agent_manager.doctor import checks as doctor
 from agent_manager.doctor.checks import (
     TOOLKIT_FIX,
@@ -32,6 +32,7 @@ from agent_manager.spec.agents import Agent, AgentSpec
 from agent_manager.spec.workspace import Workspace
 from tests.conftest import CliResult
 from tests.fakes import nvml as fake_nvml
+from tests.fakes.docker import install_docker, install_unreachable
 from tests.standin.process import free_port
 
 Cli = Callable[..., CliResult]
@@ -190,13 +191,10 @@ def test_doctor_without_a_gpu_prints_the_nvml_failure_and_its_fix(
 def test_doctor_with_docker_down_still_runs_every_other_check(
     cli: Cli, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    @functools.cache  # conftest clears the factory's cache between runs
-    def down() -> None:
-        raise DockerUnavailableError(
-            "Cannot reach the Docker Engine (connection refused).", "Start it."
-        )
-
-    monkeypatch.setattr(docker, "get_docker", down)
+    install_unreachable(
+        monkeypatch,
+        DockerUnavailableError("Cannot reach the Docker Engine (connection refused).", "Start it."),
+    )
     fake_nvml.install(monkeypatch)
     result = cli("--home", str(free_ports(workspace)), "doctor", "--json")
     assert result.code == 1
@@ -221,14 +219,9 @@ def test_doctor_on_a_ready_machine_says_ok_and_exits_0(
     home = str(free_ports(workspace))
     assert cli("--home", home, "compose").code == 0
     fake_nvml.install(monkeypatch)
-    monkeypatch.setattr(
-        docker,
-        "engine_info",
-        lambda: docker.EngineInfo("27.3.1", "1.47", ("nvidia", "runc"), "runc", ()),
-    )
+    docker = install_docker(monkeypatch)  # every image is pulled, no agent runs
+    docker.engine = EngineInfo("27.3.1", "1.47", ("nvidia", "runc"), "runc", ())
     monkeypatch.setattr(compose, "compose_version", lambda: "2.40.3")
-    monkeypatch.setattr(docker, "image_present", lambda reference: True)
-    monkeypatch.setattr(docker, "list_agent_containers", lambda include_stopped=True: [])
     monkeypatch.setattr(doctor, "free_bytes", lambda path: 200 * GIB)
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     result = cli("--home", home, "doctor")

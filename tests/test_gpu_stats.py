@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import nvml
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.errors import DockerUnavailableError, GpuUnavailableError
 from agent_manager.runtime import gpu
 from tests.conftest import CliResult
 from tests.fakes import nvml as fake_nvml
+from tests.fakes.docker import FakeDocker, install_docker, install_unreachable
 from tests.fakes.nvml import FakePynvml, Scenario, device, process
 
 PO_CONTAINER = "4f" * 32  # a full 64-hex container id
@@ -58,11 +58,8 @@ def po_on_gpu(
     """A 16 GiB card: vLLM of agent po (14.1 GiB, in its container) and a desktop session."""
     proc(4242, f"0::/system.slice/docker-{PO_CONTAINER}.scope\n")
     proc(1873, "0::/user.slice/user-1000.slice/session-2.scope\n")
-    monkeypatch.setattr(
-        docker_adapter,
-        "list_agent_containers",
-        lambda include_stopped=True: [_container(PO_CONTAINER, "po")],
-    )
+    docker = install_docker(monkeypatch, FakeDocker())
+    docker.containers[PO_CONTAINER] = _container(PO_CONTAINER, "po")
     return fake_nvml.install(
         monkeypatch,
         Scenario(
@@ -109,11 +106,9 @@ def test_gpu_stats_without_docker_still_lists_processes_with_a_note(
     monkeypatch: pytest.MonkeyPatch, proc: Callable[[int, str], None], cli: Cli
 ) -> None:
     proc(4242, f"12:memory:/docker/{PO_CONTAINER}\n")
-
-    def docker_down(include_stopped: bool = True) -> list[AgentContainer]:
-        raise DockerUnavailableError("Cannot reach the Docker Engine (connection refused).")
-
-    monkeypatch.setattr(docker_adapter, "list_agent_containers", docker_down)
+    install_unreachable(
+        monkeypatch, DockerUnavailableError("Cannot reach the Docker Engine (connection refused).")
+    )
     fake_nvml.install(monkeypatch, Scenario([device()], [process(4242, 14.1)]))
     result = cli("gpu-stats")
     assert result.code == 0, result.output
@@ -122,10 +117,9 @@ def test_gpu_stats_without_docker_still_lists_processes_with_a_note(
 
 
 def test_gpu_stats_idle_gpu_does_not_ask_docker(monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
-    def must_not_run(include_stopped: bool = True) -> list[AgentContainer]:
-        raise AssertionError("Docker asked although no process runs in a container")
-
-    monkeypatch.setattr(docker_adapter, "list_agent_containers", must_not_run)
+    install_unreachable(
+        monkeypatch, AssertionError("Docker asked although no process runs in a container")
+    )
     fake_nvml.install(monkeypatch, Scenario([device(used_gib=0.3)]))
     result = cli("gpu-stats")
     assert result.code == 0, result.output

@@ -6,7 +6,6 @@ operations, the GPU-memory wait, the lock and the messages are pinned down.
 
 from __future__ import annotations
 
-import functools
 import json
 import multiprocessing
 import socket
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager.adapters import docker as docker_adapter
+from agent_manager.adapters.docker_sdk import SdkDocker
 from agent_manager.errors import LaunchError
 from agent_manager.runtime import gpu, vram
 from agent_manager.runtime.agents import parse_docker_time, parse_since
@@ -439,12 +438,10 @@ class _Client:
         (True, ["first", "bar 10%", "bar 60%", "bar 100%", "last"]),
     ],
 )
-def test_log_stream_joins_chunks_into_lines(
-    monkeypatch: pytest.MonkeyPatch, split_cr: bool, lines: list[str]
-) -> None:
+def test_log_stream_joins_chunks_into_lines(split_cr: bool, lines: list[str]) -> None:
     chunks = [b"fir", b"st\nbar 10%\rbar 6", b"0%\rbar 100%\nla", b"st"]
-    monkeypatch.setattr(docker_adapter, "get_docker", functools.cache(lambda: _Client(chunks)))
-    assert list(docker_adapter.LogStream("x", follow=False, split_cr=split_cr)) == lines
+    docker = SdkDocker(_Client(chunks))
+    assert list(docker.log_stream("x", follow=False, split_cr=split_cr)) == lines
 
 
 def test_a_slow_stop_says_so_and_a_hung_one_gives_up_clearly(
@@ -458,7 +455,7 @@ def test_a_slow_stop_says_so_and_a_hung_one_gives_up_clearly(
         time.sleep(0.4)
         stop_fast(container_id, grace_s)
 
-    monkeypatch.setattr(docker_adapter, "stop_container", slow_stop)
+    monkeypatch.setattr(fake, "stop_container", slow_stop)
     monkeypatch.setattr(runtime, "SLOW_STOP_NOTICE_S", 0.05)
     said: list[str] = []
     runtime.stop_and_remove(fake.add("po", port=8002), grace_s=30, on_progress=said.append)
@@ -466,7 +463,7 @@ def test_a_slow_stop_says_so_and_a_hung_one_gives_up_clearly(
     assert any(line.startswith("Still waiting to stop po") for line in said)
 
     hung = fake.add("architect", port=8000)
-    monkeypatch.setattr(docker_adapter, "stop_container", lambda cid, grace: time.sleep(5))
+    monkeypatch.setattr(fake, "stop_container", lambda cid, grace: time.sleep(5))
     with pytest.raises(Exception, match=r"Docker did not stop architect .* within 0 s"):
         runtime.stop_and_remove(hung, grace_s=-29.9)
 

@@ -329,12 +329,10 @@ def test_ensure_fits_passes_a_fitting_agent_and_counts_our_running_agent_as_free
     monkeypatch.setattr(
         "agent_manager.runtime.gpu.container_id_of", lambda pid, proc_root=None: "ab" * 32
     )
+    from tests.fakes.docker import install_docker
     from tests.test_gpu_stats import _container
 
-    monkeypatch.setattr(
-        "agent_manager.adapters.docker.list_agent_containers",
-        lambda include_stopped=True: [_container("ab" * 32, "architect")],
-    )
+    install_docker(monkeypatch).containers["ab" * 32] = _container("ab" * 32, "architect")
     fake_nvml.install(monkeypatch, Scenario([device(used_gib=14.8)], [process(50, 14.4)]))
     po = agent(workspace, "po")
     assert planner.ensure_fits(po) == []

@@ -168,12 +168,10 @@ def _po_awake_on_the_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         "agent_manager.runtime.gpu.container_id_of", lambda pid, proc_root=None: "ab" * 32
     )
+    from tests.fakes.docker import install_docker
     from tests.test_gpu_stats import _container
 
-    monkeypatch.setattr(
-        "agent_manager.adapters.docker.list_agent_containers",
-        lambda include_stopped=True: [_container("ab" * 32, "po")],
-    )
+    install_docker(monkeypatch).containers["ab" * 32] = _container("ab" * 32, "po")
     fake_nvml.install(monkeypatch, Scenario([device(used_gib=14.8)], [process(50, 14.4)]))
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_manager.runtime.agents import serving_probe
 from agent_manager.runtime.context import LaunchEvents, LaunchFailed
 from agent_manager.runtime.state import (
     AgentMachine,
@@ -139,6 +140,15 @@ def test_current_states_come_from_docker_and_name_agents_without_containers(
     assert now["architect"].container is not None
 
 
+def test_a_running_agent_reads_as_ready_once_its_server_answers(
+    workspace: Path, fake: FakeDocker
+) -> None:
+    fake.add("po", port=8002)
+    probe = serving_probe(resolve_workspace(workspace))
+    assert current_states(probe=probe)["po"].state is S.STARTING  # /health not answering yet
+    assert current_states(probe=probe)["po"].state is S.READY
+
+
 def test_an_agents_running_container_decides_over_a_newer_crashed_one(fake: FakeDocker) -> None:
     running = fake.add("po")
     crashed = replace(fake.add("po", state="exited", exit_code=1), started_at="2099-01-01T00:00Z")
@@ -180,6 +190,17 @@ def test_a_crashed_agent_is_removed_before_it_starts_again_and_can_fail_again(
         ("po", "stopping", "stopped"),
         ("po", "stopped", "starting"),
         ("po", "starting", "failed"),
+    ]
+
+
+def test_a_container_docker_is_already_removing_is_finished_then_replaced(
+    workspace: Path, fake: FakeDocker
+) -> None:
+    fake.add("po", state="removing", port=8002)
+    assert switch_moves(workspace, "po") == [
+        ("po", "stopping", "stopped"),
+        ("po", "stopped", "starting"),
+        ("po", "starting", "ready"),
     ]
 
 

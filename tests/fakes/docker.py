@@ -1,9 +1,9 @@
-"""Fake Docker adapter (and agent HTTP endpoint) for launch/stop/status/logs unit tests.
+"""A fake Docker (the `adapters.docker.Docker` Protocol) and agent HTTP endpoint.
 
-`install(monkeypatch)` replaces the functions of `agent_manager.adapters.docker` that the
-runtime uses, plus `probe_health` / `served_models` of the HTTP adapter. Containers live in a
-dict; every operation is appended to `FakeDocker.ops`, so a test can assert the order in which
-things happened ("stop architect" before "up po").
+`install_docker(monkeypatch)` makes the one factory, `get_docker()`, return a `FakeDocker`;
+`install(monkeypatch)` also answers the agent's `/health` and `/v1/models` for launch tests.
+Containers live in a dict; every operation is appended to `FakeDocker.ops`, so a test can
+assert the order in which things happened ("stop architect" before "up po").
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from agent_manager.adapters import compose as compose_adapter
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import http as http_adapter
-from agent_manager.adapters.docker import AgentContainer
+from agent_manager.adapters.docker import AgentContainer, Docker, EngineInfo
 from agent_manager.adapters.http import Probe
 from agent_manager.plan import planner
 from agent_manager.spec.workspace import Workspace, project_name
@@ -81,6 +80,8 @@ class FakeDocker:
         self._probes = 0
         self.serving: str | None = None  # agent whose "server" answers on its port
         self.config_hash: dict[str, str] = {}  # what `compose config --hash` answers per agent
+        self.engine = EngineInfo("27.3.1", "1.47", ("nvidia", "runc"), "runc", ())
+        self.missing_images: set[str] = set()
 
     # -- set-up helpers -------------------------------------------------------------------
     def add(
@@ -109,7 +110,7 @@ class FakeDocker:
     def running(self) -> list[str]:
         return sorted(c.agent for c in self.containers.values() if c.running)
 
-    # -- the adapter's functions ----------------------------------------------------------
+    # -- the Docker Protocol ----------------------------------------------------------------
     def list_agent_containers(self, include_stopped: bool = True) -> list[AgentContainer]:
         return [c for c in self.containers.values() if include_stopped or c.running]
 
@@ -167,8 +168,25 @@ class FakeDocker:
         lines = self.logs.get(container_id, [])
         return lines[-tail:] if tail else list(lines)
 
-    def log_stream(self, container_id: str, **kwargs: Any) -> FakeLogStream:
-        return FakeLogStream(self.log_lines(container_id))
+    def log_stream(
+        self,
+        container_id: str,
+        *,
+        follow: bool,
+        tail: int | None = None,
+        since: float | None = None,
+        split_cr: bool = False,
+    ) -> FakeLogStream:
+        return FakeLogStream(self.log_lines(container_id, tail))
+
+    def image_present(self, reference: str) -> bool:
+        return reference not in self.missing_images
+
+    def engine_info(self) -> EngineInfo:
+        return self.engine
+
+    def ensure_compose(self) -> None:
+        pass
 
     # -- the HTTP adapter's functions -------------------------------------------------------
     def probe_health(self, url: str, timeout: float = 1.0) -> Probe:
@@ -209,27 +227,34 @@ def _port(ws: Workspace, agent: str) -> int:
     return load_agent(ws, agent).spec.port
 
 
+def install_docker(monkeypatch: pytest.MonkeyPatch, fake: FakeDocker | None = None) -> FakeDocker:
+    """Make `get_docker()` return `fake` (a new, empty FakeDocker by default)."""
+    fake = fake or FakeDocker()
+    # Cached like the real factory: the test set-up calls its cache_clear().
+    monkeypatch.setattr(docker_adapter, "get_docker", functools.cache(lambda: fake))
+    return fake
+
+
+def install_unreachable(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    """Make `get_docker()` raise `error` (Docker down, or a call a test forbids)."""
+
+    @functools.cache
+    def unreachable() -> Docker:
+        raise error
+
+    monkeypatch.setattr(docker_adapter, "get_docker", unreachable)
+
+
 def install(monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
-    fake = FakeDocker()
-    for name in (
-        "list_agent_containers",
-        "agent_container",
-        "stop_container",
-        "remove_container",
-        "remove_project_networks",
-        "port_publishers",
-        "log_lines",
-    ):
-        monkeypatch.setattr(docker_adapter, name, getattr(fake, name))
-    monkeypatch.setattr(docker_adapter, "LogStream", fake.log_stream)
-    # Cached like the real ones: the test set-up calls their cache_clear().
-    monkeypatch.setattr(docker_adapter, "get_docker", functools.cache(lambda: object()))
-    monkeypatch.setattr(compose_adapter, "ensure_compose_cli", functools.cache(lambda: None))
-    monkeypatch.setattr(compose_adapter, "start_compose", fake.start_compose)
-    monkeypatch.setattr(compose_adapter, "compose_config_hash", fake.compose_config_hash)
+    """A fake Docker plus the agents' HTTP endpoints: what launch, stop, status and logs use."""
+    fake = install_docker(monkeypatch)
     monkeypatch.setattr(http_adapter, "probe_health", fake.probe_health)
     monkeypatch.setattr(http_adapter, "served_models", fake.served_models)
     monkeypatch.setattr(http_adapter, "fetch_metrics", lambda url, timeout=2.0: None)
     # The planner reads NVML and checkpoints; launch's own logic is what is tested here.
     monkeypatch.setattr(planner, "ensure_fits", lambda agent, force=False, sleepers=None: [])
     return fake
+
+
+def _implements_the_protocol(fake: FakeDocker) -> Docker:
+    return fake  # mypy (it checks tests/fakes) fails here if FakeDocker leaves the Protocol

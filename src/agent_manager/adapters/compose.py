@@ -134,7 +134,12 @@ _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def config_hash_matches(
-    ws: Workspace, agent: str, service: str, offline: bool, label: str | None
+    ws: Workspace,
+    agent: str,
+    service: str,
+    offline: bool,
+    label: str | None,
+    compute: Callable[[], str | None],
 ) -> bool:
     """Whether a container labelled `label` is what `up -d` would keep, cheaply.
 
@@ -154,7 +159,7 @@ def config_hash_matches(
         cached = {}
     if isinstance(cached, dict) and cached.get("key") == key and cached.get("hash") == label:
         return True
-    wanted = compose_config_hash(ws, agent, service, offline)
+    wanted = compute()  # `docker compose config --hash` (the Docker seam's, so tests fake it)
     if wanted is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps({"key": key, "hash": wanted}) + "\n")

@@ -1,23 +1,21 @@
-"""The only place that uses the Docker SDK (`docker compose` itself is run by compose.py).
+"""Docker behind a small Protocol: what agent-manager asks of it, and the one factory.
 
-Compose is driven through the real `docker compose` v2 CLI (never reimplemented); the SDK is
-used to find and inspect our containers by label. Tests replace `get_docker()`.
+`get_docker()` connects (or says how to start Docker) and returns a `Docker`, as
+`adapters/nvml.py` does for NVML; the docker-py implementation is `docker_sdk.py`, the only
+importer of the SDK. Containers are found by our labels, never by guessing names. Compose is
+the real `docker compose` v2 CLI (`compose.py`); the Protocol offers it too, so one replaced
+factory (tests/fakes/docker.py) stands in for everything Docker does.
 """
 
 from __future__ import annotations
 
-import os
-import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
-from agent_manager.compose.render import LABEL_AGENT, LABEL_PORT, LABEL_SERVED, LABEL_SPEC_HASH
-from agent_manager.errors import DockerUnavailableError
-from agent_manager.spec.workspace import instance_name
-
-if TYPE_CHECKING:
-    import docker
+from agent_manager.adapters.compose import ComposeProcess
+from agent_manager.spec.workspace import Workspace
 
 DOCKER_DOWN_HINT = (
     "Start the Docker Engine (`sudo systemctl start docker`, or Docker Desktop) and check that "
@@ -48,207 +46,6 @@ class AgentContainer:
         return self.state in ("running", "restarting")
 
 
-@cache
-def get_docker() -> docker.DockerClient:
-    """A connected Docker SDK client, or a message that says how to start Docker."""
-    import docker
-    from docker.errors import DockerException
-
-    try:
-        client = docker.from_env(timeout=30)
-        client.ping()
-    except DockerException as error:
-        raise DockerUnavailableError(
-            f"Cannot reach the Docker Engine: {_why_unreachable(error)}.", hint=DOCKER_DOWN_HINT
-        ) from None
-    return client
-
-
-def _why_unreachable(error: BaseException) -> str:
-    """docker-py's error in words: which socket, and whether it is missing or forbidden."""
-    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    text = str(error)
-    if "FileNotFoundError" in text or "No such file or directory" in text:
-        return f"nothing at {where} (the Docker Engine is not running)"
-    if "PermissionError" in text or "Permission denied" in text:
-        return f"permission denied on {where}"
-    if "Connection refused" in text:
-        return f"connection refused at {where}"
-    return _first_line(error)
-
-
-def list_agent_containers(include_stopped: bool = True) -> list[AgentContainer]:
-    """Every container of this instance that carries our agent label, newest first."""
-    from docker.errors import NotFound
-
-    client = get_docker()
-    prefix = instance_name() + "-"
-    # Other instances' containers carry the label too: pick ours from the plain list, then
-    # inspect only those (a switch lists twice; inspecting everyone's costs tenths of a second).
-    listed = client.containers.list(
-        all=include_stopped, filters={"label": LABEL_AGENT}, sparse=True
-    )
-    found = []
-    for container in listed:
-        project = (container.attrs.get("Labels") or {}).get(PROJECT_LABEL, "")
-        if not project.startswith(prefix):
-            continue
-        try:
-            container.reload()
-        except NotFound:
-            continue  # removed between the list and the inspect
-        found.append(_agent_container(container))
-    found.sort(key=lambda c: c.started_at or "", reverse=True)
-    return found
-
-
-def _agent_container(container: Any) -> AgentContainer:
-    attrs: dict[str, Any] = container.attrs
-    labels: dict[str, str] = attrs.get("Config", {}).get("Labels") or {}
-    state = attrs.get("State", {})
-    port = labels.get(LABEL_PORT)
-    return AgentContainer(
-        id=container.id or "",
-        name=container.name or "",
-        agent=labels.get(LABEL_AGENT, ""),
-        project=labels.get(PROJECT_LABEL, ""),
-        state=state.get("Status", "unknown"),
-        exit_code=state.get("ExitCode"),
-        started_at=state.get("StartedAt"),
-        finished_at=state.get("FinishedAt"),
-        port=int(port) if port and port.isdigit() else None,
-        served_name=labels.get(LABEL_SERVED),
-        spec_hash=labels.get(LABEL_SPEC_HASH),
-        labels=labels,
-    )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-# --- one container: inspect, logs, stop, remove (used by launch / stop / status / logs) ---
-
-
-def agent_container(container_id: str) -> AgentContainer | None:
-    """The container as Docker reports it now, or None once it is gone."""
-    from docker.errors import NotFound
-
-    try:
-        return _agent_container(get_docker().containers.get(container_id))
-    except NotFound:
-        return None
-
-
-class LogStream:
-    """A container's log as text lines (stdout and stderr interleaved), closable from outside.
-
-    Closing ends a blocked `follow` read at once, which is how a watcher thread is stopped.
-    """
-
-    def __init__(
-        self,
-        container_id: str,
-        *,
-        follow: bool,
-        tail: int | None = None,
-        since: float | None = None,
-        split_cr: bool = False,
-    ):
-        from docker.errors import NotFound
-
-        self._separator = re.compile(rb"\r\n|\r|\n" if split_cr else rb"\n")
-
-        kwargs: dict[str, Any] = {"stream": True, "follow": follow, "tail": tail or "all"}
-        if since is not None:
-            # Epoch seconds as a float: the SDK turns a datetime into whole seconds.
-            kwargs["since"] = float(since)
-        try:
-            self._raw = get_docker().containers.get(container_id).logs(**kwargs)
-        except NotFound:
-            self._raw = iter(())
-
-    def __iter__(self) -> Any:
-        pending = b""
-        try:
-            for chunk in self._raw:
-                pending += chunk
-                *lines, pending = self._separator.split(pending)
-                for line in lines:
-                    yield line.decode("utf-8", errors="replace").rstrip("\r")
-        except Exception:  # noqa: BLE001 - a closed or broken stream simply ends the log
-            pass
-        if pending:
-            yield pending.decode("utf-8", errors="replace").rstrip("\r")
-
-    def close(self) -> None:
-        close = getattr(self._raw, "close", None)
-        if callable(close):
-            try:
-                close()
-            except Exception:  # noqa: BLE001 - closing twice or after EOF is harmless
-                pass
-
-
-def log_lines(container_id: str, tail: int | None = None) -> list[str]:
-    """The container's log so far (the last `tail` lines when given)."""
-    return list(LogStream(container_id, follow=False, tail=tail))
-
-
-def stop_container(container_id: str, grace_s: float) -> None:
-    """SIGTERM, then SIGKILL after `grace_s` (vLLM drains in-flight requests on SIGTERM)."""
-    from docker.errors import APIError, NotFound
-
-    try:
-        get_docker().containers.get(container_id).stop(timeout=max(1, round(grace_s)))
-    except NotFound:
-        return
-    except APIError as error:
-        if error.status_code not in (304, 404, 409):  # already stopped / gone / being removed
-            raise
-
-
-def remove_container(container_id: str) -> None:
-    """Remove the container (and its anonymous volumes); nothing to do if it is gone."""
-    from docker.errors import APIError, NotFound
-
-    try:
-        get_docker().containers.get(container_id).remove(force=True, v=True)
-    except NotFound:
-        return
-    except APIError as error:
-        # 409: removal already in progress (another stop raced us); it will be gone shortly.
-        if error.status_code not in (404, 409):
-            raise
-
-
-def remove_project_networks(project: str) -> None:
-    """Remove the networks Compose created for `project` once no container uses them."""
-    from docker.errors import APIError, NotFound
-
-    client = get_docker()
-    for network in client.networks.list(filters={"label": f"{PROJECT_LABEL}={project}"}):
-        try:
-            network.remove()
-        except (NotFound, APIError):
-            continue  # in use by a new container of the same project, or already gone
-
-
-def port_publishers(port: int) -> list[str]:
-    """Running containers that publish host port `port`, as "container NAME (image IMAGE)"."""
-    client = get_docker()
-    found = []
-    for container in client.containers.list(ignore_removed=True):
-        ports = container.attrs.get("NetworkSettings", {}).get("Ports") or {}
-        for bindings in ports.values():
-            if any(str(b.get("HostPort")) == str(port) for b in bindings or []):
-                image = container.attrs.get("Config", {}).get("Image", "?")
-                found.append(f"container {container.name} (image {image})")
-                break
-    return found
-
-
 @dataclass(frozen=True)
 class EngineInfo:
     """What the Docker Engine says about itself (`docker version` / `docker info`)."""
@@ -260,30 +57,114 @@ class EngineInfo:
     cdi_spec_dirs: tuple[str, ...]  # empty on engines before 25 (no CDI support)
 
 
-def engine_info() -> EngineInfo:
-    client = get_docker()
-    try:
-        version: dict[str, Any] = client.version()
-        info: dict[str, Any] = client.info()
-    except Exception as error:  # noqa: BLE001 - docker raises several unrelated types here
-        raise DockerUnavailableError(
-            f"The Docker Engine did not describe itself ({_first_line(error)}).",
-            hint=DOCKER_DOWN_HINT,
-        ) from None
-    return EngineInfo(
-        version=str(version.get("Version", "unknown")),
-        api_version=str(version.get("ApiVersion", "unknown")),
-        runtimes=tuple(sorted(info.get("Runtimes") or {})),
-        default_runtime=info.get("DefaultRuntime"),
-        cdi_spec_dirs=tuple(info.get("CDISpecDirs") or ()),
-    )
+class LogLines(Protocol):
+    """A container's log as text lines; `close()` ends a blocked follow at once."""
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+
+class Docker(Protocol):
+    """Everything agent-manager asks of Docker."""
+
+    def list_agent_containers(self, include_stopped: bool = True) -> list[AgentContainer]:
+        """Every container of this instance that carries our agent label, newest first."""
+        ...
+
+    def agent_container(self, container_id: str) -> AgentContainer | None:
+        """The container as Docker reports it now, or None once it is gone."""
+        ...
+
+    def log_stream(
+        self,
+        container_id: str,
+        *,
+        follow: bool,
+        tail: int | None = None,
+        since: float | None = None,
+        split_cr: bool = False,
+    ) -> LogLines: ...
+
+    def log_lines(self, container_id: str, tail: int | None = None) -> list[str]: ...
+
+    def stop_container(self, container_id: str, grace_s: float) -> None:
+        """SIGTERM, then SIGKILL after `grace_s`; nothing to do if it is gone or stopped."""
+        ...
+
+    def remove_container(self, container_id: str) -> None: ...
+
+    def remove_project_networks(self, project: str) -> None: ...
+
+    def port_publishers(self, port: int) -> list[str]:
+        """Running containers that publish host `port`, as "container NAME (image IMAGE)"."""
+        ...
+
+    def image_present(self, reference: str) -> bool: ...
+
+    def engine_info(self) -> EngineInfo: ...
+
+    def ensure_compose(self) -> None:
+        """DockerUnavailableError unless the Compose v2 CLI is installed."""
+        ...
+
+    def start_compose(
+        self, ws: Workspace, agent: str, *args: str, offline: bool = False
+    ) -> ComposeProcess:
+        """Start `docker compose ARGS` for one agent's project; its output is a pipe."""
+        ...
+
+    def compose_config_hash(
+        self, ws: Workspace, agent: str, service: str, offline: bool = False
+    ) -> str | None:
+        """The config hash Compose would label `service`'s container with now."""
+        ...
+
+
+@cache
+def get_docker() -> Docker:
+    """Docker, connected; or DockerUnavailableError saying how to start it. Tests replace
+    this factory (tests/fakes/docker.py)."""
+    from agent_manager.adapters.docker_sdk import connect
+
+    return connect()
+
+
+# Shorthands, each `get_docker().<same name>(...)`: the names callers used before the Protocol.
+# They go through the factory, so a replaced factory sees these calls too.
+
+
+def list_agent_containers(include_stopped: bool = True) -> list[AgentContainer]:
+    return get_docker().list_agent_containers(include_stopped)
+
+
+def agent_container(container_id: str) -> AgentContainer | None:
+    return get_docker().agent_container(container_id)
+
+
+def log_lines(container_id: str, tail: int | None = None) -> list[str]:
+    return get_docker().log_lines(container_id, tail)
+
+
+def stop_container(container_id: str, grace_s: float) -> None:
+    get_docker().stop_container(container_id, grace_s)
+
+
+def remove_container(container_id: str) -> None:
+    get_docker().remove_container(container_id)
+
+
+def remove_project_networks(project: str) -> None:
+    get_docker().remove_project_networks(project)
+
+
+def port_publishers(port: int) -> list[str]:
+    return get_docker().port_publishers(port)
 
 
 def image_present(reference: str) -> bool:
-    from docker.errors import ImageNotFound
+    return get_docker().image_present(reference)
 
-    try:
-        get_docker().images.get(reference)
-    except ImageNotFound:
-        return False
-    return True
+
+def engine_info() -> EngineInfo:
+    return get_docker().engine_info()

@@ -304,7 +304,7 @@ def logs(
 
     The running container's log, or the last crashed one's.
     """
-    from agent_manager.adapters.docker import LogStream
+    from agent_manager.adapters.docker import get_docker
     from agent_manager.runtime.agents import container_for_logs, parse_since
 
     ws = workspace()
@@ -314,7 +314,7 @@ def logs(
     if not container.running:
         code = f" with code {container.exit_code}" if container.exit_code is not None else ""
         ui.hint(f"{name} is not running ({container.state}{code}); its last log follows.")
-    stream = LogStream(container.id, follow=follow, tail=tail, since=since_epoch)
+    stream = get_docker().log_stream(container.id, follow=follow, tail=tail, since=since_epoch)
     out = sys.stdout
     try:
         if tail == 0:
@@ -322,7 +322,7 @@ def logs(
                 return
             # Docker treats tail=0 as "all"; start following from now instead.
             stream.close()
-            stream = LogStream(container.id, follow=True, since=time.time())
+            stream = get_docker().log_stream(container.id, follow=True, since=time.time())
         for line in stream:
             out.write(line + "\n")
             out.flush()

@@ -217,7 +217,7 @@ def port_verdict(
 
 
 def check_docker() -> list[Check]:
-    info = docker.engine_info()
+    info = docker.get_docker().engine_info()
     return [ok("docker", f"Docker Engine {info.version} (API {info.api_version}) is reachable.")]
 
 
@@ -227,7 +227,7 @@ def check_compose() -> list[Check]:
 
 def check_gpu_runtime() -> list[Check]:
     try:
-        info = docker.engine_info()
+        info = docker.get_docker().engine_info()
     except AgentManagerError:
         return [warn("gpu runtime", "Not checked: Docker is not reachable (see 'docker').")]
     dirs = info.cdi_spec_dirs or CDI_DIRS
@@ -255,7 +255,9 @@ def check_nvml(ws: Workspace) -> list[Check]:
 
 def _running_agents() -> list[str]:
     try:
-        return sorted({c.agent for c in docker.list_agent_containers(False) if c.running})
+        return sorted(
+            {c.agent for c in docker.get_docker().list_agent_containers(False) if c.running}
+        )
     except AgentManagerError:
         return []
 
@@ -294,7 +296,9 @@ def check_hf_token(ws: Workspace) -> list[Check]:
 
 def check_image(ws: Workspace) -> list[Check]:
     tags = sorted({a.spec.image_tag or IMAGE_TAG for a in _loadable_agents(ws)} or {IMAGE_TAG})
-    missing = [f"{IMAGE}:{t}" for t in tags if not docker.image_present(f"{IMAGE}:{t}")]
+    missing = [
+        f"{IMAGE}:{t}" for t in tags if not docker.get_docker().image_present(f"{IMAGE}:{t}")
+    ]
     if not missing:
         return [ok("image", f"{', '.join(f'{IMAGE}:{t}' for t in tags)} is pulled.")]
     return [
@@ -309,7 +313,9 @@ def check_image(ws: Workspace) -> list[Check]:
 def check_agent_ports(ws: Workspace) -> list[Check]:
     agents = _loadable_agents(ws)
     try:
-        running = {c.port: c.agent for c in docker.list_agent_containers(False) if c.port}
+        running = {
+            c.port: c.agent for c in docker.get_docker().list_agent_containers(False) if c.port
+        }
     except AgentManagerError:
         running = {}
     checks = []

@@ -16,9 +16,11 @@ from pydantic import BaseModel
 
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import http as http_adapter
+from agent_manager.adapters import vllm_dev
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.errors import AgentManagerError, LaunchError, UsageError
 from agent_manager.runtime.diagnose import Context, Failure, diagnose
+from agent_manager.runtime.state import AgentState, RunningProbe
 from agent_manager.spec.agents import Agent, load_agent
 from agent_manager.spec.endpoint import api_key_from
 from agent_manager.spec.workspace import Workspace
@@ -63,7 +65,7 @@ class StatusReport(BaseModel):
 def collect_status(ws: Workspace) -> StatusReport:
     from agent_manager.runtime.sleep_status import asleep_labels
 
-    containers = docker_adapter.list_agent_containers()
+    containers = docker_adapter.get_docker().list_agent_containers()
     rows = [_status_of(ws, container) for container in containers]
     asleep = asleep_labels(ws, containers) if any(r.health == "ready" for r in rows) else {}
     for row in rows:
@@ -150,6 +152,29 @@ def _health(url: str | None, key: str | None, served: str | None) -> str:
     return "ready"
 
 
+def serving_probe(ws: Workspace) -> RunningProbe:
+    """For `state.current_states`: a running container is ready once its server answers
+    /health and lists its served name, else still starting (the same test `status` uses).
+    A `switch: sleep` agent whose /is_sleeping says so is sleeping (it still answers /health)."""
+
+    def probe(container: AgentContainer) -> AgentState:
+        try:
+            agent: Agent | None = load_agent(ws, container.agent)
+        except AgentManagerError:
+            agent = None
+        url, key = _endpoint(agent, container.port)
+        if agent is not None and agent.spec.switch == "sleep" and url is not None:
+            try:
+                if vllm_dev.is_sleeping(url, timeout=2.0):
+                    return AgentState.SLEEPING
+            except vllm_dev.DevApiError:
+                return AgentState.STARTING  # not listening yet
+        ready = _health(url, key, container.served_name) == "ready"
+        return AgentState.READY if ready else AgentState.STARTING
+
+    return probe
+
+
 def _uptime(started_at: str | None) -> float | None:
     when = parse_docker_time(started_at)
     return None if when is None else max(0.0, time.time() - when)
@@ -169,7 +194,7 @@ def parse_docker_time(text: str | None) -> float | None:
 
 
 def diagnose_container(container: AgentContainer, gpu_holders: list[str] | None = None) -> Failure:
-    lines = docker_adapter.log_lines(container.id, tail=DIAGNOSIS_TAIL)
+    lines = docker_adapter.get_docker().log_lines(container.id, tail=DIAGNOSIS_TAIL)
     ctx = Context(
         agent=container.agent,
         exit_code=container.exit_code,
@@ -217,10 +242,10 @@ def stop_agents(
         raise UsageError("Give an agent or --all, not both.")
     if agent is not None:
         agent = ws.resolve_agent(agent)
-    chosen = select_to_stop(docker_adapter.list_agent_containers(), agent, everything)
+    chosen = select_to_stop(docker_adapter.get_docker().list_agent_containers(), agent, everything)
     stopped = [stop_and_remove(c, grace_s=grace_s, on_progress=on_progress) for c in chosen]
     for project in sorted({c.project for c in chosen}):
-        docker_adapter.remove_project_networks(project)
+        docker_adapter.get_docker().remove_project_networks(project)
     return StopReport(stopped=stopped, nothing_to_stop=not stopped)
 
 
@@ -240,15 +265,15 @@ def stop_and_remove(
         if on_progress:
             on_progress(f"Stopping {container.agent} (container {container.name})...")
         _bounded(
-            lambda: docker_adapter.stop_container(container.id, grace_s),
+            lambda: docker_adapter.get_docker().stop_container(container.id, grace_s),
             what=f"stop {container.agent} (container {container.name})",
             limit_s=grace_s + 30,
             on_progress=on_progress,
             start=start,
         )
-    docker_adapter.remove_container(container.id)
+    docker_adapter.get_docker().remove_container(container.id)
     deadline = time.monotonic() + 30
-    while docker_adapter.agent_container(container.id) is not None:
+    while docker_adapter.get_docker().agent_container(container.id) is not None:
         if time.monotonic() > deadline:
             raise LaunchError(
                 f"Docker did not remove container {container.name} within 30 s.",
@@ -304,7 +329,7 @@ def _bounded(
 
 def container_for_logs(agent: str) -> AgentContainer:
     """The running container of `agent`, else its most recent one (a crashed one included)."""
-    mine = [c for c in docker_adapter.list_agent_containers() if c.agent == agent]
+    mine = [c for c in docker_adapter.get_docker().list_agent_containers() if c.agent == agent]
     if not mine:
         raise AgentManagerError(
             f"{agent} has no container: it was never launched, or it was stopped and removed.",

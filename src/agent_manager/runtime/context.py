@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from agent_manager.adapters.docker import Docker
 from agent_manager.errors import LaunchError
 from agent_manager.runtime.diagnose import Failure
 from agent_manager.runtime.state import AgentState
@@ -95,7 +96,7 @@ class LaunchProgress:
 
 @dataclass
 class SwitchContext:
-    """One switch: the target agent, the caller's options and channels, the clock."""
+    """One switch: the target agent, the caller's options and channels, the clock, Docker."""
 
     ws: Workspace
     agent: Agent
@@ -104,6 +105,7 @@ class SwitchContext:
     progress: LaunchProgress
     timings: LaunchTimings
     start: float  # time.monotonic() when the command began
+    docker: Docker
     # Whether every file vLLM needs is cached: then the container starts with HF offline.
     offline: bool = False
     # Sleep-mode agents may sleep instead of stopping (not --cold, and the target fits

@@ -12,9 +12,8 @@ import threading
 import time
 from collections import deque
 
-from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import http as http_adapter
-from agent_manager.adapters.docker import AgentContainer
+from agent_manager.adapters.docker import AgentContainer, Docker
 from agent_manager.errors import LaunchError
 from agent_manager.runtime.context import LaunchFailed, SwitchContext
 from agent_manager.runtime.diagnose import Context, diagnose
@@ -31,14 +30,14 @@ class LogWatcher:
     """Reads the container's log in a thread: keeps the lines, the phase, and wakes the
     follower at once when vLLM announces it is serving or when the log ends."""
 
-    def __init__(self, container_id: str, wake: threading.Event):
+    def __init__(self, docker: Docker, container_id: str, wake: threading.Event):
         self.lines: deque[str] = deque(maxlen=LOG_KEEP)
         # Every phase change with when it was seen: each is shown, even between two polls.
         self.phases: deque[tuple[str, float]] = deque()
         self.ended = threading.Event()
         self._wake = wake
         # Progress bars (weights download, shard loading) redraw with \r: each redraw is a line.
-        self._stream = docker_adapter.LogStream(container_id, follow=True, split_cr=True)
+        self._stream = docker.log_stream(container_id, follow=True, split_cr=True)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -71,7 +70,7 @@ def follow_until_ready(ctx: SwitchContext, container: AgentContainer) -> None:
     endpoint = endpoint_for(agent)
     url, key = endpoint.url, endpoint.api_key  # a spec's key variable is set: checked first
     wake = threading.Event()
-    watcher = LogWatcher(container.id, wake)
+    watcher = LogWatcher(ctx.docker, container.id, wake)
     next_state = 0.0
     try:
         while True:
@@ -107,7 +106,7 @@ def _serves(url: str, key: str | None, served_name: str) -> bool:
 
 
 def _check_container(ctx: SwitchContext, container: AgentContainer, watcher: LogWatcher) -> None:
-    current = docker_adapter.agent_container(container.id)
+    current = ctx.docker.agent_container(container.id)
     name = ctx.agent.name
     if current is None:
         raise LaunchError(
@@ -119,7 +118,7 @@ def _check_container(ctx: SwitchContext, container: AgentContainer, watcher: Log
         return
     lines = watcher.finish(timeout=2.0)
     if not lines:
-        lines = docker_adapter.log_lines(current.id)
+        lines = ctx.docker.log_lines(current.id)
     context = Context(agent=name, exit_code=current.exit_code, state=current.state)
     failure = diagnose(lines, context)
     if failure.kind == "free-memory":

@@ -85,7 +85,7 @@ ContainerLister = Callable[[], Iterable[object]]
 def _docker_containers() -> list[object]:
     from agent_manager.adapters import docker
 
-    return list(docker.list_agent_containers(include_stopped=False))
+    return list(docker.get_docker().list_agent_containers(include_stopped=False))
 
 
 def take_snapshot(

@@ -43,7 +43,7 @@ from agent_manager.runtime.sleep import (
     wake,
     weights_bytes_from_log,
 )
-from agent_manager.runtime.state import AgentMachine, AgentState, RunningProbe
+from agent_manager.runtime.state import AgentMachine, AgentState
 from agent_manager.spec.agents import Agent, load_agent
 from agent_manager.spec.endpoint import api_key_from
 from agent_manager.spec.workspace import Workspace
@@ -163,34 +163,6 @@ class HotSwitch:
             machine.move(AgentState.STOPPED)
             plan.keep = None
         return self.cold.bring_up(ctx, plan)
-
-
-def running_probe(ws: Workspace) -> RunningProbe:
-    """Reads a running container's state over HTTP: sleeping, ready, or still starting."""
-
-    def probe(container: AgentContainer) -> AgentState:
-        if container.port is None:
-            return AgentState.STARTING
-        try:
-            agent: Agent | None = _load(ws, container.agent)
-        except AgentManagerError:
-            agent = None
-        bind = agent.spec.bind if agent else "127.0.0.1"
-        url = http_adapter.base_url(bind, container.port)
-        if agent is not None and agent.spec.switch == "sleep":
-            try:
-                if vllm_dev.is_sleeping(url, timeout=2.0):
-                    return AgentState.SLEEPING
-            except vllm_dev.DevApiError:
-                return AgentState.STARTING
-        key = api_key_from(agent.spec.api_key_env) if agent else None
-        if http_adapter.probe_health(url, timeout=1.0).healthy:
-            models = http_adapter.served_models(url, key, timeout=2.0)
-            if models is not None and container.served_name in models:
-                return AgentState.READY
-        return AgentState.STARTING
-
-    return probe
 
 
 def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set[str]:

@@ -57,7 +57,7 @@ def port_holders(port: int) -> list[str]:
 
     holders: list[str] = []
     try:
-        holders = docker.port_publishers(port)
+        holders = docker.get_docker().port_publishers(port)
     except Exception:  # noqa: BLE001 - naming the holder is best effort
         pass
     return holders or listening_processes(port)

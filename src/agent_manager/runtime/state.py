@@ -144,4 +144,4 @@ def current_states(
     """Every agent's state, read from Docker now."""
     from agent_manager.adapters import docker
 
-    return states_from(docker.list_agent_containers(), agents, probe)
+    return states_from(docker.get_docker().list_agent_containers(), agents, probe)

@@ -23,16 +23,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agent_manager.adapters import compose as compose_adapter
 from agent_manager.adapters import docker as docker_adapter
-from agent_manager.adapters.compose import CONFIG_HASH_LABEL
+from agent_manager.adapters.compose import CONFIG_HASH_LABEL, config_hash_matches, read_until_exit
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.compose.files import write_compose
 from agent_manager.compose.render import SERVICE
 from agent_manager.errors import LaunchError
 from agent_manager.models.cache_state import CacheState, cache_state
 from agent_manager.runtime import follow, hot_switch
-from agent_manager.runtime.agents import STOP_GRACE_S, stop_and_remove
+from agent_manager.runtime.agents import STOP_GRACE_S, serving_probe, stop_and_remove
 from agent_manager.runtime.context import (
     LaunchEvents,
     LaunchFailed,
@@ -46,7 +45,7 @@ from agent_manager.runtime.diagnose import Context, Failure, diagnose
 from agent_manager.runtime.lock import LockHolder, workspace_lock
 from agent_manager.runtime.phases import CREATING, PULLING, phase_of
 from agent_manager.runtime.ports import preflight_port
-from agent_manager.runtime.state import AgentMachine, AgentState, can_move, states_from
+from agent_manager.runtime.state import AgentMachine, AgentState, states_from
 from agent_manager.runtime.vram import GpuWatch
 from agent_manager.spec.agents import Agent, load_agents
 from agent_manager.spec.endpoint import endpoint_for
@@ -69,12 +68,12 @@ def switch_to(
     require_api_key(agent)
     progress = progress if progress is not None else LaunchProgress(agent.name)
     progress.agent = agent.name
-    docker_adapter.get_docker()
-    compose_adapter.ensure_compose_cli()
+    docker = docker_adapter.get_docker()
+    docker.ensure_compose()
     warnings, hot = hot_switch.check_fit(ws, agent, options.cold, options.force)
     for text in warnings:
         events.warning(text)
-    ctx = SwitchContext(ws, agent, options, events, progress, timings, start, hot=hot)
+    ctx = SwitchContext(ws, agent, options, events, progress, timings, start, docker, hot=hot)
 
     def waiting(holder: LockHolder) -> None:
         events.message(f"Waiting for {holder.describe()} to finish (workspace lock)...")
@@ -154,12 +153,12 @@ class SwitchPlan:
 def _prepare(ctx: SwitchContext) -> SwitchPlan:
     """Pre-flight (nothing is touched if it fails), the compose file, and Docker's state."""
     agent, events = ctx.agent, ctx.events
-    containers = docker_adapter.list_agent_containers()
+    containers = ctx.docker.list_agent_containers()
     preflight_port(agent, containers)
     if write_compose(ctx.ws, agent):
         events.message(f"Wrote {ctx.ws.compose_path(agent.name)} (the spec changed).")
     ctx.offline = cache_state(agent) is CacheState.COMPLETE
-    now = states_from(containers, [agent.name], hot_switch.running_probe(ctx.ws))
+    now = states_from(containers, [agent.name], serving_probe(ctx.ws))
     machines = {
         name: AgentMachine(name, found.state, on_change=events.state) for name, found in now.items()
     }
@@ -180,7 +179,14 @@ def _reusable(ctx: SwitchContext, containers: list[AgentContainer]) -> AgentCont
             return None
         # The spec is the same; the override file or the environment may not be.
         label = container.labels.get(CONFIG_HASH_LABEL)
-        if compose_adapter.config_hash_matches(ctx.ws, agent.name, SERVICE, ctx.offline, label):
+        if config_hash_matches(
+            ctx.ws,
+            agent.name,
+            SERVICE,
+            ctx.offline,
+            label,
+            lambda: ctx.docker.compose_config_hash(ctx.ws, agent.name, SERVICE, ctx.offline),
+        ):
             return container
         return None
     return None
@@ -227,10 +233,11 @@ class ColdSwitch:
             plan.machine(agent)
             for agent in dict.fromkeys(c.agent for c in leaving)
             if (plan.keep is None or agent != plan.keep.agent)
-            and can_move(plan.machine(agent).state, AgentState.STOPPING)
+            and plan.machine(agent).state is not AgentState.STOPPED
         ]
         for machine in moving:
-            machine.move(AgentState.STOPPING)
+            if machine.state is not AgentState.STOPPING:  # Docker may be removing it already
+                machine.move(AgentState.STOPPING)
         for old in leaving:
             stopped = stop_and_remove(old, grace_s=STOP_GRACE_S, on_progress=events.message)
             if old.running:
@@ -255,8 +262,8 @@ class ColdSwitch:
             raise
         ctx.timings.up_done = time.time()
         for project in sorted({c.project for c in plan.to_put_away if c.agent != agent.name}):
-            docker_adapter.remove_project_networks(project)
-        mine = [c for c in docker_adapter.list_agent_containers() if c.agent == agent.name]
+            ctx.docker.remove_project_networks(project)
+        mine = [c for c in ctx.docker.list_agent_containers() if c.agent == agent.name]
         if not mine:
             raise LaunchError(
                 f"`docker compose up` succeeded but no container of {agent.name} exists.",
@@ -276,8 +283,8 @@ def _compose_up(ctx: SwitchContext) -> None:
         if phase in (PULLING, CREATING):
             ctx.set_phase(phase)
 
-    process = compose_adapter.start_compose(ws, agent.name, "up", "-d", offline=ctx.offline)
-    run = compose_adapter.read_until_exit(process, ctx.deadline, on_line)
+    process = ctx.docker.start_compose(ws, agent.name, "up", "-d", offline=ctx.offline)
+    run = read_until_exit(process, ctx.deadline, on_line)
     if run.code is None:
         doing = " (still pulling the image)" if ctx.progress.phase == PULLING else ""
         raise LaunchError(

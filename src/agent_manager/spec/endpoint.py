@@ -122,6 +122,8 @@ def _container_running(agent: str) -> bool:
     from agent_manager.adapters import docker
 
     try:
-        return any(c.agent == agent and c.running for c in docker.list_agent_containers(False))
+        return any(
+            c.agent == agent and c.running for c in docker.get_docker().list_agent_containers(False)
+        )
     except Exception:  # noqa: BLE001 - Docker only refines the message; any failure means "no"
         return False
