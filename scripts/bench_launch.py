@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How fast does `agent-manager launch` notice readiness and switch agents? (Docker + stand-in)
 
-    .venv/bin/python scripts/bench_launch.py [--runs 12] [--load 1.0]
+    .venv/bin/python scripts/bench_launch.py [--runs 10] [--load 5.0] [--wake 0.2]
 
 Each run launches the other agent (po <-> architect), so every run is a switch, through the
 real CLI (`.venv/bin/agent-manager launch AGENT --json`) against the vLLM stand-in image
@@ -14,6 +14,11 @@ real CLI (`.venv/bin/agent-manager launch AGENT --json`) against the vLLM stand-
   (c) CLI overhead        = CLI wall time - the server's own start time
                             (container StartedAt -> first 200)
 Medians over all runs are printed, with the parts of (c).
+
+Then the hot switch (vLLM sleep mode, both agents `switch: sleep`): the same po <-> architect
+switches, each putting one to sleep and waking the other. Printed: the median CLI wall time
+hot vs cold, and agent-manager's own overhead on top of the stand-in's sleep + wake time
+(target <= 0.3 s), in-process (the switch's own `seconds`) and for the whole CLI command.
 
     .venv/bin/python scripts/bench_launch.py --real [--runs 2]
 
@@ -73,7 +78,11 @@ class FirstHealthy(threading.Thread):
             time.sleep(0.002)
 
 
-def workspace(root: Path, load_seconds: float) -> dict[str, int]:
+SLEEP_SECONDS = 0.1  # the stand-in's time to fall asleep in the hot runs
+
+
+def workspace(root: Path, load_seconds: float, wake_seconds: float | None = None) -> dict[str, int]:
+    """The default agents on free ports; with `wake_seconds`, all `switch: sleep`."""
     shutil.copytree(REPO / "agents", root / "agents")
     (root / "compose").mkdir()
     ports = {}
@@ -81,12 +90,49 @@ def workspace(root: Path, load_seconds: float) -> dict[str, int]:
         port = free_port()
         lines = spec.read_text().splitlines()
         lines = [f"port: {port}" if line.startswith("port:") else line for line in lines]
+        if wake_seconds is not None:
+            lines.append("switch: sleep")
         spec.write_text("\n".join(lines) + "\n")
         ports[spec.stem] = port
     subprocess.run([CLI, "--home", str(root), "compose"], check=True, capture_output=True)
+    env = {"STANDIN_LOAD_SECONDS": str(load_seconds)}
+    if wake_seconds is not None:
+        env |= {"STANDIN_WAKE_SECONDS": str(wake_seconds),
+                "STANDIN_SLEEP_SECONDS": str(SLEEP_SECONDS)}  # fmt: skip
     for agent in ports:
-        write_test_override(root, agent, {"STANDIN_LOAD_SECONDS": str(load_seconds)})
+        write_test_override(root, agent, env)
     return ports
+
+
+def hot_switches(runs: int, load: float, wake: float) -> tuple[list[float], list[float]]:
+    """(CLI wall times, in-process switch seconds) of `runs` hot switches po <-> architect."""
+    root = Path(tempfile.mkdtemp(prefix="bench-hot-"))
+    home = ["--home", str(root)]
+    walls: list[float] = []
+    inner: list[float] = []
+    try:
+        workspace(root, load, wake)
+        for agent in (*AGENTS[::-1], *AGENTS):  # both start cold, then both sleep: warm-up
+            subprocess.run([CLI, *home, "launch", agent], check=True, capture_output=True)
+        for run in range(runs):
+            agent = AGENTS[run % 2]
+            t_start = time.time()
+            done = subprocess.run(
+                [CLI, *home, "launch", agent, "--json"], capture_output=True, text=True
+            )
+            walls.append(time.time() - t_start)
+            result = json.loads(done.stdout) if done.returncode == 0 else {}
+            if result.get("switch") != "hot":
+                print(f"hot run {run}: not a hot switch\n{done.stdout}{done.stderr}",
+                      file=sys.stderr)  # fmt: skip
+                raise SystemExit(1)
+            inner.append(float(result["seconds"]))
+            print(f"hot {run + 1:2d} {agent:9s} total {walls[-1]:5.2f} s  "
+                  f"in-process {inner[-1]:5.2f} s")  # fmt: skip
+    finally:
+        subprocess.run([CLI, *home, "stop", "--all"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+    return walls, inner
 
 
 def started_at(container: str) -> float:
@@ -152,13 +198,14 @@ def real_engine(runs: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=None, help="default: 12, or 2 with --real")
-    parser.add_argument("--load", type=float, default=1.0, help="stand-in load seconds")
+    parser.add_argument("--runs", type=int, default=None, help="default: 10, or 2 with --real")
     parser.add_argument("--real", action="store_true", help="the real vLLM CPU server")
+    parser.add_argument("--load", type=float, default=5.0, help="stand-in load seconds")
+    parser.add_argument("--wake", type=float, default=0.2, help="stand-in wake seconds")
     args = parser.parse_args()
     if args.real:
         return real_engine(args.runs or 2)
-    args.runs = args.runs or 12
+    args.runs = args.runs or 10
     build()
     os.environ["AGENT_MANAGER_INSTANCE"] = f"bench-{uuid.uuid4().hex[:8]}"
     root = Path(tempfile.mkdtemp(prefix="bench-launch-"))
@@ -214,6 +261,18 @@ def main() -> int:
     print(f"(c) CLI overhead         median {median(overhead):.2f} s   (CLI wall "
           f"{median(total):.2f} s - server's own start {median(server):.2f} s)")  # fmt: skip
     print("    parts (medians): " + ", ".join(f"{k} {median(v):.2f} s" for k, v in parts.items()))
+    print()
+    walls, inner = hot_switches(args.runs, args.load, args.wake)
+    engine = SLEEP_SECONDS + args.wake
+    print()
+    print(f"hot switch (sleep {SLEEP_SECONDS:.1f} s + wake {args.wake:.1f} s in the stand-in), "
+          f"{len(walls)} switches")  # fmt: skip
+    print(f"    CLI wall  median hot {median(walls):.2f} s   cold {median(total):.2f} s   "
+          f"({median(total) / median(walls):.1f}x faster)")  # fmt: skip
+    print(f"    agent-manager overhead on top of sleep+wake: in-process "
+          f"{median(inner) - engine:.3f} s (target <= 0.300 s, "
+          f"{(median(inner) - engine) / 0.3:.0%} of target); whole CLI command "
+          f"{median(walls) - engine:.3f} s")  # fmt: skip
     return 0
 
 

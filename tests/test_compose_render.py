@@ -35,7 +35,7 @@ def default_agents() -> list[Agent]:
     return load_agents(Workspace(REPO, "repo"))
 
 
-@pytest.mark.parametrize("name", ["minimal", "full", "dollars", "cpu"])
+@pytest.mark.parametrize("name", ["minimal", "full", "dollars", "cpu", "sleep"])
 def test_rendered_compose_matches_the_golden_file(name: str):
     text = render_compose_text(golden_agent(name), MACHINE)
     expected = GOLDEN / f"{name}.compose.yml"

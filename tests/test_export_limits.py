@@ -4,7 +4,6 @@ is reported; and no secret value ever reaches an exported file or the terminal."
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import pytest
 import yaml
@@ -16,21 +15,13 @@ from agent_manager.spec.agents import Agent, AgentSpec
 from tests.fakes.export_targets import kubeai_problems, stack_problems
 
 
-class FutureSpec(AgentSpec):
-    """The spec with the fields other work adds (engine, switch): export reads them already."""
-
-    engine: Literal["cuda", "cpu"] = "cuda"
-    switch: Literal["cold", "sleep"] = "cold"
-
-
 def agent(name: str = "po", **fields: object) -> Agent:
-    spec = FutureSpec.model_validate({"model": "Qwen/Qwen2.5-7B-Instruct", "port": 8002, **fields})
+    spec = AgentSpec.model_validate({"model": "Qwen/Qwen2.5-7B-Instruct", "port": 8002, **fields})
     return Agent(name, Path(f"agents/{name}.yaml"), spec)
 
 
 def local_agent(model: str) -> Agent:
-    # A local directory model (issue 13); the validator of this branch refuses it, so build it.
-    spec = FutureSpec.model_construct(model=model, port=8002)
+    spec = AgentSpec.model_validate({"model": model, "port": 8002})
     return Agent("po", Path("agents/po.yaml"), spec)
 
 
@@ -39,7 +30,7 @@ def stack_entry(a: Agent, options: StackOptions | None = None) -> dict:
 
 
 def test_switch_sleep_is_reported_as_dropped_by_kubeai_with_its_flag():
-    model = render_model(agent(switch="sleep", extra_args=["--enable-sleep-mode"]), KubeAIOptions())
+    model = render_model(agent(switch="sleep"), KubeAIOptions())
     assert [n.line() for n in model.notices] == [
         "po: 'switch': sleep has no equivalent here; dropped (KubeAI scales the Model to zero "
         "after scaleDownDelaySeconds instead)."

@@ -252,7 +252,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
     monkeypatch.setattr(http_adapter, "served_models", fake.served_models)
     monkeypatch.setattr(http_adapter, "fetch_metrics", lambda url, timeout=2.0: None)
     # The planner reads NVML and checkpoints; launch's own logic is what is tested here.
-    monkeypatch.setattr(planner, "ensure_fits", lambda agent, force=False: [])
+    monkeypatch.setattr(planner, "ensure_fits", lambda agent, force=False, sleepers=None: [])
     return fake
 
 

@@ -18,6 +18,9 @@ Environment knobs (all optional):
     STANDIN_TOKENS_PER_SECOND  generation speed (default 200)
     STANDIN_TTFT_SECONDS       delay before the first token (default 0.02)
     STANDIN_STATS_SECONDS      period of the "Engine 000: Avg prompt throughput" line (default 5)
+    STANDIN_SLEEP_SECONDS, STANDIN_WAKE_SECONDS, STANDIN_WAKE_FAIL, STANDIN_SLEEP_RESIDUAL_GIB
+                               sleep mode (--enable-sleep-mode + VLLM_SERVER_DEV_MODE=1);
+                               see sleep_mode.py
     VLLM_API_KEY               as in vLLM: the API key when --api-key is absent
 """
 
@@ -34,6 +37,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from sleep_mode import WAKE_FAILURES, SleepMode
 
 VERSION = "0.33.0"
 DEFAULT_MODEL = "Qwen/Qwen3-0.6B"
@@ -861,6 +866,7 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
     cfg: Config
     engine: Engine
+    sleep: SleepMode
 
     # -- plumbing
 
@@ -938,6 +944,7 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", "/v1/models"): self._models,
             ("POST", "/v1/chat/completions"): lambda: self._generate(chat=True),
             ("POST", "/v1/completions"): lambda: self._generate(chat=False),
+            **self.sleep.routes(self),
         }
         handler = routes.get((method, path))
         if handler is not None:
@@ -1182,7 +1189,8 @@ START_TIME = time.time()
 
 def serve(cfg: Config) -> None:
     engine = Engine(cfg)
-    handler = type("BoundHandler", (Handler,), {"cfg": cfg, "engine": engine})
+    sleep = SleepMode(cfg.args, LOG, STOP)
+    handler = type("BoundHandler", (Handler,), {"cfg": cfg, "engine": engine, "sleep": sleep})
     server = ThreadingHTTPServer((cfg.host, cfg.port), handler)
     server.daemon_threads = True
     shown = "0.0.0.0" if cfg.host in ("", "0.0.0.0") else cfg.host
@@ -1197,6 +1205,7 @@ def serve(cfg: Config) -> None:
         ("/v1/models", "GET"),
         ("/v1/chat/completions", "POST"),
         ("/v1/completions", "POST"),
+        *sleep.route_lines(),
     ):
         LOG.api(f"Route: {route}, Methods: {methods}", where="launcher.py:54")
     LOG.raw(f"INFO:     Started server process [{LOG.api_pid}]")
@@ -1251,6 +1260,12 @@ def main(argv: list[str]) -> int:
     cfg = Config(args)
     if cfg.fail and cfg.fail not in FAILURES:
         sys.stderr.write(f"stand-in: STANDIN_FAIL={cfg.fail!r} is not one of {FAILURES}\n")
+        return 3
+    wake_fail = os.environ.get("STANDIN_WAKE_FAIL", "").strip().lower()
+    if wake_fail not in WAKE_FAILURES:
+        sys.stderr.write(
+            f"stand-in: STANDIN_WAKE_FAIL={wake_fail!r} is not one of {WAKE_FAILURES}\n"
+        )
         return 3
     try:
         load(cfg)

@@ -8,8 +8,11 @@ half-way through creating a container.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import threading
@@ -20,6 +23,7 @@ from functools import cache
 from typing import IO, Protocol
 
 from agent_manager.errors import DockerUnavailableError
+from agent_manager.fsio import write_text_atomic
 from agent_manager.models.cache_layout import hf_home
 from agent_manager.spec.workspace import Workspace, project_name
 
@@ -124,6 +128,61 @@ def compose_config_hash(
         if name == service and value:
             return value
     return None
+
+
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def config_hash_matches(
+    ws: Workspace,
+    agent: str,
+    service: str,
+    offline: bool,
+    label: str | None,
+    compute: Callable[[], str | None],
+) -> bool:
+    """Whether a container labelled `label` is what `up -d` would keep, cheaply.
+
+    `docker compose config --hash` costs a Compose run (0.2-0.5 s), too much for a hot
+    switch. Its answer is kept in `.agent-manager/config-hash/<agent>.json` under a key made of
+    every input it depends on: the command, the files' bytes, `.env` beside them and the values
+    of the variables they name. A cached hash that does not match the label is computed again
+    (a Compose upgrade may hash differently), so the cache can only save time, never decide.
+    """
+    if label is None:
+        return False
+    key = _config_key(ws, agent, service, offline)
+    path = ws.root / ".agent-manager" / "config-hash" / f"{agent}.json"
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cached = {}
+    if isinstance(cached, dict) and cached.get("key") == key and cached.get("hash") == label:
+        return True
+    wanted = compute()  # `docker compose config --hash` (the Docker seam's, so tests fake it)
+    if wanted is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps({"key": key, "hash": wanted}) + "\n")
+    return wanted is not None and wanted == label
+
+
+def _config_key(ws: Workspace, agent: str, service: str, offline: bool) -> str:
+    digest = hashlib.sha256()
+    files = ws.compose_files(agent)
+    env = compose_env(offline)
+    names: set[str] = set()
+    for part in (*compose_command(ws, agent), service):
+        digest.update(part.encode() + b"\0")
+    for path in [*files, files[0].parent / ".env"]:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = b"<missing>"
+        digest.update(str(path).encode() + b"\0" + data + b"\0")
+        names.update(_VARIABLE.findall(data.decode("utf-8", errors="replace")))
+    for name in sorted(names):
+        digest.update(f"{name}={env.get(name, '<unset>')}\0".encode())
+    return digest.hexdigest()
 
 
 class ComposeProcess(Protocol):

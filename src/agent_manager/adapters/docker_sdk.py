@@ -65,14 +65,25 @@ class SdkDocker:
         self._client = client
 
     def list_agent_containers(self, include_stopped: bool = True) -> list[AgentContainer]:
+        from docker.errors import NotFound
+
         prefix = instance_name() + "-"
         # The label filter also lists other instances' containers (parallel test runs, a
-        # second checkout); one removed between the listing and its inspect is skipped.
-        containers = self._client.containers.list(
-            all=include_stopped, filters={"label": LABEL_AGENT}, ignore_removed=True
+        # second checkout): pick ours from the plain listing, then inspect only those (a
+        # switch lists twice; inspecting everyone's costs tenths of a second). One removed
+        # between the listing and its inspect is skipped.
+        listed = self._client.containers.list(
+            all=include_stopped, filters={"label": LABEL_AGENT}, sparse=True
         )
-        found = [_agent_container(container) for container in containers]
-        found = [c for c in found if c.project.startswith(prefix)]
+        found = []
+        for container in listed:
+            if not (container.attrs.get("Labels") or {}).get(PROJECT_LABEL, "").startswith(prefix):
+                continue
+            try:
+                container.reload()
+            except NotFound:
+                continue
+            found.append(_agent_container(container))
         found.sort(key=lambda c: c.started_at or "", reverse=True)
         return found
 

@@ -43,6 +43,7 @@ def gpu_stats(
             ui.print_json(snapshot)
         else:
             ui.out().print(_stats_view(snapshot))
+            _print_sleepers()
             for note in snapshot.notes:
                 ui.hint(note)
         return
@@ -64,6 +65,15 @@ def gpu_stats(
                 time.sleep(interval)
     except KeyboardInterrupt:
         return
+
+
+def _print_sleepers() -> None:
+    """`po is asleep (level 1, 5.2 GiB in host RAM).`: Docker is asked only if one may sleep."""
+    from agent_manager.cli.options import workspace
+    from agent_manager.runtime.sleep_status import asleep_labels
+
+    for agent, label in asleep_labels(workspace()).items():
+        ui.out().print(f"{agent} is {label}.", markup=False)
 
 
 def _stats_view(snapshot: GpuSnapshot) -> RenderableType:
@@ -153,8 +163,10 @@ def plan(
     from agent_manager.plan.planner import gpu_target_from_nvml, gpu_target_on_paper, plan_agents
     from agent_manager.spec.agents import load_agents
 
-    loaded = load_agents(workspace(), agents or None)
+    ws = workspace()
+    loaded = load_agents(ws, agents or None)
     target = None
+    sleepers: dict[str, int] = {}
     if gpu_memory is not None:
         if not gpu_memory < 100_000:  # also catches inf and nan, which `min=1` lets through
             raise UsageError(
@@ -171,7 +183,10 @@ def plan(
                 hint="Plan on paper with --gpu-memory <GiB>, e.g. "
                 "`agent-manager plan --gpu-memory 16`.",
             ) from None
-    report = plan_agents(loaded, target)
+        from agent_manager.runtime.sleep_status import sleeper_residuals
+
+        sleepers = sleeper_residuals(ws)  # sleep agents stay on the card beside the next one
+    report = plan_agents(loaded, target, sleepers=sleepers)
     if json_output:
         ui.print_json(report)
     else:

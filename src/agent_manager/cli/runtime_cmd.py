@@ -56,11 +56,17 @@ def launch(
         EngineChoice | None,
         typer.Option("--engine", help="Run on this engine instead of the spec's (cuda or cpu)."),
     ] = None,
+    cold: Annotated[
+        bool,
+        typer.Option("--cold", help="Stop the others and start cold, even `switch: sleep` ones."),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Start an agent and wait until it serves.
 
-    Stops any other agent first and waits for its GPU memory, checks the port, runs
+    A `switch: sleep` agent that runs is put to sleep instead of stopped, and a sleeping
+    agent is woken in seconds (docs/hot-switch.md); otherwise:
+    stops any other agent first and waits for its GPU memory, checks the port, runs
     `docker compose up -d`, shows vLLM's startup phase, and returns once /health answers and
     /v1/models lists the served name. A failed start is explained with what to do.
     """
@@ -80,6 +86,7 @@ def launch(
         timeout=timeout,
         wait=not no_wait,
         force=force,
+        cold=cold,
         engine=engine.value if engine is not None else None,
     )
     try:
@@ -124,7 +131,8 @@ def launch(
         return
     console = ui.out()
     if result.ready:
-        console.print(f"{result.agent} is ready in {result.seconds:.1f} s.", markup=False)
+        how = " (woken from sleep)" if result.switch == "hot" else ""
+        console.print(f"{result.agent} is ready in {result.seconds:.1f} s{how}.", markup=False)
     else:
         console.print(
             f"{result.agent} started (container {result.container}); not waiting for it.",
@@ -284,6 +292,9 @@ def status(json_output: JsonOpt = False) -> None:
     console.print(table)
     if report.running is None:
         console.print("No agent is running.", markup=False)
+    for row in report.agents:
+        if row.sleep:
+            console.print(f"{row.agent} is {row.sleep}.", markup=False)
     for row in report.agents:
         if row.exit_reason:
             console.print(f"{row.agent} crashed: {row.exit_reason}", markup=False)

@@ -55,6 +55,10 @@ def _render_list(result: AgentList) -> None:
             row.model_cache.value,
         )
     console.print(table)
+    for row in result.agents:
+        if row.switch != "cold":
+            console.print(f"{row.name}: switch {row.switch}; {row.asleep or 'awake or stopped'}",
+                          markup=False)  # fmt: skip
     for path, better in result.misnamed.items():
         ui.warn(
             f"{path} is not read (only agents/<lower-case name>.yaml is); rename it to {better}."

@@ -75,6 +75,10 @@ def render_compose(agent: Agent, machine: str | None = None) -> dict[str, Any]:
         environment["VLLM_CPU_KVCACHE_SPACE"] = str(spec.cpu_kv_cache_gib)
         environment["VLLM_CPU_OMP_THREADS_BIND"] = "auto"
     environment.update((key, _env_value(key, value)) for key, value in sorted(spec.env.items()))
+    if spec.switch == "sleep":
+        # The sleep endpoints exist only in dev mode; the spec checker keeps such an agent
+        # on a loopback bind, because no API key guards them.
+        environment["VLLM_SERVER_DEV_MODE"] = "1"
     host = f"[{spec.bind}]" if ":" in spec.bind else spec.bind
     volumes: list[Any] = [
         "${HF_HOME:-~/.cache/huggingface}:/root/.cache/huggingface",

@@ -2,8 +2,7 @@
 
 Each rule either refuses (a `SpecError`, exit 2, naming the file and field) or reports a
 `Notice` (a field dropped or changed, printed as a warning and written into the output's
-header). Spec fields that other work adds (`engine`, `switch`, `sleep_level`) are read with
-`getattr` and their defaults, so these mappings hold before and after those fields exist:
+header). The mappings of the engine, hot-switch and local-model fields:
 - `engine: cpu` → the pinned vLLM CPU image and no GPU (`image`, `gpu_count`);
 - `switch: sleep` (and `sleep_level`) → dropped: neither target sleeps and wakes an engine on
   demand; KubeAI scales to zero instead (`drop_sleep`);
@@ -23,7 +22,7 @@ from agent_manager.export.secrets import is_secret_env, referenced_var
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.vllm_args import IMAGE, IMAGE_TAG, VLLM_VERSION
 
-# issue 13's CPU image (x86_64 nodes); the compose renderer owns the same choice for Docker.
+# The CPU image for x86_64 nodes; the compose renderer picks the host's architecture instead.
 CPU_IMAGE = ("vllm/vllm-openai-cpu", f"v{VLLM_VERSION}-x86_64")
 # Flags and variables that only make sense with agent-manager's own sleep/wake switching.
 SLEEP_ONLY_DESTS = frozenset({"enable_sleep_mode"})
@@ -49,7 +48,7 @@ def refuse(agent: Agent, field: str, message: str, hint: str) -> NoReturn:
 
 
 def engine(agent: Agent) -> str:
-    return str(getattr(agent.spec, "engine", "cuda"))
+    return agent.spec.engine
 
 
 def gpu_count(agent: Agent) -> int:
@@ -68,7 +67,7 @@ def drop_sleep(
 ) -> tuple[list[FlagGroup], list[Notice]]:
     """`switch: sleep` needs agent-manager to call /sleep and /wake_up; a cluster target does not,
     so the mode and its flags are dropped and reported."""
-    if getattr(agent.spec, "switch", "cold") != "sleep":
+    if agent.spec.switch != "sleep":
         return groups, []
     kept = [g for g in groups if g.dest not in SLEEP_ONLY_DESTS]
     return kept, [

@@ -8,10 +8,13 @@ verdicts in `verdict.py`, the fixes in `fixes.py`; see docs/planner.md for the m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from agent_manager.errors import GpuUnavailableError, LaunchError
 from agent_manager.plan.memory import GIB
 from agent_manager.plan.models import AgentPlan, GpuTarget, Holder, HostTarget, PlanReport
 from agent_manager.plan.sizing import fmt
+from agent_manager.plan.sleepers import beside_sleepers
 from agent_manager.plan.verdict import plan_agent, plan_cpu_agent
 from agent_manager.spec.agents import Agent
 
@@ -91,9 +94,15 @@ def host_target() -> HostTarget:
 
 
 def plan_agents(
-    agents: list[Agent], target: GpuTarget | None, host: HostTarget | None = None
+    agents: list[Agent],
+    target: GpuTarget | None,
+    host: HostTarget | None = None,
+    sleepers: Mapping[str, int] | None = None,
 ) -> PlanReport:
-    """Plan each agent on its engine: the GPU `target` for cuda, host RAM for cpu."""
+    """Plan each agent on its engine: the GPU `target` for cuda, host RAM for cpu.
+
+    `sleepers` (agent → VRAM it keeps asleep) stay on the card beside each GPU agent planned.
+    """
     from agent_manager.plan.checkpoint import read_checkpoint
 
     plans: list[AgentPlan] = []
@@ -105,13 +114,17 @@ def plan_agents(
         elif target is None:
             raise GpuUnavailableError(f"{agent.name} runs on a GPU, but no GPU was given to plan.")
         else:
-            plans.append(plan_agent(agent, facts, target))
+            others = {name: kept for name, kept in (sleepers or {}).items() if name != agent.name}
+            plans.append(plan_agent(agent, facts, beside_sleepers(target, others)))
     return PlanReport(gpu=target, host=host, agents=plans)
 
 
-def ensure_fits(agent: Agent, *, force: bool = False) -> list[str]:
+def ensure_fits(
+    agent: Agent, *, force: bool = False, sleepers: Mapping[str, int] | None = None
+) -> list[str]:
     """Raise an AgentManagerError explaining why `agent` cannot fit (unless `force`).
 
+    `sleepers` (agent → VRAM it keeps asleep) stay on the card beside a GPU agent.
     Returns warnings to show (e.g. "NVML unavailable: fit not checked").
     """
     if agent.spec.engine == "cpu":
@@ -122,7 +135,7 @@ def ensure_fits(agent: Agent, *, force: bool = False) -> list[str]:
             target = gpu_target_from_nvml()
         except GpuUnavailableError as error:
             return [f"NVML unavailable: fit not checked ({error.message})"]
-        report = plan_agents([agent], target)
+        report = plan_agents([agent], target, sleepers=sleepers)
         where = target.name
     plan = report.agents[0]
     if plan.verdict == "unknown":

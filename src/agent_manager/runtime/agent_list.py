@@ -25,6 +25,8 @@ class AgentRow(BaseModel):
     compose: ComposeState
     override: bool
     model_cache: CacheState  # complete: the container starts offline (HF_HUB_OFFLINE=1)
+    switch: str = "cold"  # cold, or "sleep (level N)"
+    asleep: str | None = None  # `asleep (level 1, 5.2 GiB in host RAM)` while it sleeps
 
 
 class AgentList(BaseModel):
@@ -36,6 +38,9 @@ class AgentList(BaseModel):
 
 
 def collect_agent_list(ws: Workspace) -> AgentList:
+    from agent_manager.runtime.sleep_status import asleep_labels
+
+    asleep = asleep_labels(ws)
     rows = []
     for agent in load_agents(ws):
         spec = agent.spec
@@ -54,6 +59,8 @@ def collect_agent_list(ws: Workspace) -> AgentList:
                 compose=compose_state(ws, agent),
                 override=ws.override_path(agent.name).is_file(),
                 model_cache=cache_state(agent),
+                switch="cold" if spec.switch == "cold" else f"sleep (level {spec.sleep_level})",
+                asleep=asleep.get(agent.name),
             )
         )
     return AgentList(

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import http as http_adapter
+from agent_manager.adapters import vllm_dev
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.errors import AgentManagerError, LaunchError, UsageError
 from agent_manager.runtime.diagnose import Context, Failure, diagnose
@@ -53,6 +54,8 @@ class AgentStatus(BaseModel):
     kv_cache_usage: float | None  # 0..1, vllm:kv_cache_usage_perc
     # Whether every file vLLM needs is in the local HF cache (then it starts offline).
     model_cache: str | None = None
+    # `asleep (level 1, 5.2 GiB in host RAM)` for a sleep-mode agent that sleeps now.
+    sleep: str | None = None
 
 
 class StatusReport(BaseModel):
@@ -61,11 +64,16 @@ class StatusReport(BaseModel):
 
 
 def collect_status(ws: Workspace) -> StatusReport:
-    rows = [
-        _status_of(ws, container)
-        for container in docker_adapter.get_docker().list_agent_containers()
-    ]
-    running = next((row.agent for row in rows if row.state in ("running", "restarting")), None)
+    from agent_manager.runtime.sleep_status import asleep_labels
+
+    containers = docker_adapter.get_docker().list_agent_containers()
+    rows = [_status_of(ws, container) for container in containers]
+    asleep = asleep_labels(ws, containers) if any(r.health == "ready" for r in rows) else {}
+    for row in rows:
+        if row.agent in asleep and row.state == "running":
+            row.health, row.sleep = "asleep", asleep[row.agent]
+    awake = [row for row in rows if row.state in ("running", "restarting") and not row.sleep]
+    running = awake[0].agent if awake else None
     return StatusReport(running=running, agents=rows)
 
 
@@ -147,7 +155,8 @@ def _health(url: str | None, key: str | None, served: str | None) -> str:
 
 def serving_probe(ws: Workspace) -> RunningProbe:
     """For `state.current_states`: a running container is ready once its server answers
-    /health and lists its served name, else still starting (the same test `status` uses)."""
+    /health and lists its served name, else still starting (the same test `status` uses).
+    A `switch: sleep` agent whose /is_sleeping says so is sleeping (it still answers /health)."""
 
     def probe(container: AgentContainer) -> AgentState:
         try:
@@ -155,6 +164,12 @@ def serving_probe(ws: Workspace) -> RunningProbe:
         except AgentManagerError:
             agent = None
         url, key = _endpoint(agent, container.port)
+        if agent is not None and agent.spec.switch == "sleep" and url is not None:
+            try:
+                if vllm_dev.is_sleeping(url, timeout=2.0):
+                    return AgentState.SLEEPING
+            except vllm_dev.DevApiError:
+                return AgentState.STARTING  # not listening yet
         ready = _health(url, key, container.served_name) == "ready"
         return AgentState.READY if ready else AgentState.STARTING
 

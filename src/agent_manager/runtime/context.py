@@ -46,6 +46,8 @@ class LaunchResult(BaseModel):
     stopped: list[str]
     warnings: list[str]
     timings: LaunchTimings
+    switch: str = "cold"  # "hot" when the agent was woken from sleep
+    asleep: list[str] = []  # other agents left asleep on the GPU
 
 
 class LaunchFailed(LaunchError):
@@ -78,6 +80,7 @@ class LaunchOptions:
     wait: bool = True
     force: bool = False
     engine: Engine | None = None  # `launch --engine`: overrides the spec's engine
+    cold: bool = False  # stop the others and start cold, even `switch: sleep` ones
 
 
 @dataclass
@@ -89,6 +92,8 @@ class LaunchProgress:
     phase: str | None = None
     stopped: list[str] = field(default_factory=list)
     compose_started: bool = False  # from here on a container may exist
+    asleep: list[str] = field(default_factory=list)  # others put or left asleep
+    woke: bool = False  # the agent was woken from sleep (a hot switch)
 
 
 @dataclass
@@ -105,6 +110,9 @@ class SwitchContext:
     docker: Docker
     # Whether every file vLLM needs is cached: then the container starts with HF offline.
     offline: bool = False
+    # Sleep-mode agents may sleep instead of stopping (not --cold, and the target fits
+    # beside them).
+    hot: bool = False
 
     @property
     def deadline(self) -> float:

@@ -20,21 +20,20 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import nvml as nvml_adapter
-from agent_manager.adapters.compose import CONFIG_HASH_LABEL, read_until_exit
+from agent_manager.adapters.compose import CONFIG_HASH_LABEL, config_hash_matches, read_until_exit
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.compose.files import check_override, write_compose
 from agent_manager.compose.render import SERVICE
 from agent_manager.errors import GpuUnavailableError, LaunchError, SpecError
 from agent_manager.models.cache_state import CacheState, cache_state
-from agent_manager.plan import planner
-from agent_manager.runtime import follow
-from agent_manager.runtime.agents import STOP_GRACE_S, stop_and_remove
+from agent_manager.runtime import follow, hot_switch
+from agent_manager.runtime.agents import STOP_GRACE_S, serving_probe, stop_and_remove
 from agent_manager.runtime.context import (
     LaunchEvents,
     LaunchFailed,
@@ -78,10 +77,14 @@ def switch_to(
     progress.agent = agent.name
     docker = docker_adapter.get_docker()
     docker.ensure_compose()
-    warnings = fit_warnings(agent, options.force)
+    hint = no_gpu_hint(agent)
+    if hint is not None:
+        warnings, hot = [hint], not options.cold
+    else:
+        warnings, hot = hot_switch.check_fit(ws, agent, options.cold, options.force)
     for text in warnings:
         events.warning(text)
-    ctx = SwitchContext(ws, agent, options, events, progress, timings, start, docker)
+    ctx = SwitchContext(ws, agent, options, events, progress, timings, start, docker, hot=hot)
 
     def waiting(holder: LockHolder) -> None:
         events.message(f"Waiting for {holder.describe()} to finish (workspace lock)...")
@@ -109,8 +112,14 @@ def switch_to(
             stopped=progress.stopped,
             warnings=warnings,
             timings=timings,
+            switch="hot" if progress.woke else "cold",
+            asleep=progress.asleep,
         )
-        if options.wait:
+        if progress.woke:  # the wake confirmed it serves the name
+            progress.phase = "ready"
+            timings.ready = time.time()
+            result.ready = True
+        elif options.wait:
             _until_ready(ctx, plan.machine(agent.name), container)
             timings.ready = time.time()
             result.ready = True
@@ -119,17 +128,18 @@ def switch_to(
         return result
 
 
-def fit_warnings(agent: Agent, force: bool) -> list[str]:
-    """The planner's verdict, and one line on how to use the CPU when there is no GPU."""
-    if agent.spec.engine == "cuda":
-        try:
-            nvml_adapter.get_nvml().devices()
-        except GpuUnavailableError as error:
-            return [
-                f"No NVIDIA GPU here ({error.message.rstrip('.')}). To run {agent.name} on the "
-                f"CPU: agent-manager launch {agent.name} --engine cpu"
-            ]
-    return list(planner.ensure_fits(agent, force=force))
+def no_gpu_hint(agent: Agent) -> str | None:
+    """One line on how to use the CPU when a GPU agent meets a machine without NVIDIA GPU."""
+    if agent.spec.engine != "cuda":
+        return None
+    try:
+        nvml_adapter.get_nvml().devices()
+    except GpuUnavailableError as error:
+        return (
+            f"No NVIDIA GPU here ({error.message.rstrip('.')}). To run {agent.name} on the "
+            f"CPU: agent-manager launch {agent.name} --engine cpu"
+        )
+    return None
 
 
 def require_local_model(agent: Agent) -> None:
@@ -165,10 +175,11 @@ class SwitchPlan:
     containers: list[AgentContainer]  # every container of this instance, newest first
     keep: AgentContainer | None  # the target's own running container, left as it is
     machines: dict[str, AgentMachine]
+    staying: set[str] = field(default_factory=set)  # ids of containers left asleep
 
     @property
     def to_put_away(self) -> list[AgentContainer]:
-        return [c for c in self.containers if c is not self.keep]
+        return [c for c in self.containers if c is not self.keep and c.id not in self.staying]
 
     def machine(self, agent: str) -> AgentMachine:
         return self.machines[agent]
@@ -182,7 +193,7 @@ def _prepare(ctx: SwitchContext) -> SwitchPlan:
     if write_compose(ctx.ws, agent):
         events.message(f"Wrote {ctx.ws.compose_path(agent.name)} (the spec changed).")
     ctx.offline = cache_state(agent) is CacheState.COMPLETE
-    now = states_from(containers, [agent.name])
+    now = states_from(containers, [agent.name], serving_probe(ctx.ws))
     machines = {
         name: AgentMachine(name, found.state, on_change=events.state) for name, found in now.items()
     }
@@ -202,8 +213,15 @@ def _reusable(ctx: SwitchContext, containers: list[AgentContainer]) -> AgentCont
         if container.spec_hash != agent.spec_hash():
             return None
         # The spec is the same; the override file or the environment may not be.
-        wanted = ctx.docker.compose_config_hash(ctx.ws, agent.name, SERVICE, ctx.offline)
-        if wanted is not None and wanted == container.labels.get(CONFIG_HASH_LABEL):
+        label = container.labels.get(CONFIG_HASH_LABEL)
+        if config_hash_matches(
+            ctx.ws,
+            agent.name,
+            SERVICE,
+            ctx.offline,
+            label,
+            lambda: ctx.docker.compose_config_hash(ctx.ws, agent.name, SERVICE, ctx.offline),
+        ):
             return container
         return None
     return None
@@ -226,8 +244,14 @@ class SwitchStrategy(Protocol):
 
 
 def strategy_for(ctx: SwitchContext, plan: SwitchPlan) -> SwitchStrategy:
-    """The strategy for this switch. The hot (sleep/wake) switch will be chosen here, from the
-    specs of the agents involved and their states in `plan`."""
+    """Hot (sleep/wake, see hot_switch.py) unless --cold or the target would not fit beside
+    sleepers; a sleeping target is never reused by a cold switch (it would look ready)."""
+    if ctx.hot:
+        return hot_switch.HotSwitch(ColdSwitch())
+    keep = plan.keep
+    if keep is not None and plan.machine(keep.agent).state is AgentState.SLEEPING:
+        ctx.events.message(f"{keep.agent} sleeps; restarting it cold.")
+        plan.keep = None
     return ColdSwitch()
 
 

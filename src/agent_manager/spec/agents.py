@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent_manager.errors import AgentManagerError, SpecError
 from agent_manager.fsio import file_error
 from agent_manager.spec.env_check import ENV_NAME, OWNED_FLAGS, check_env_entry
 from agent_manager.spec.messages import spec_error
+from agent_manager.spec.settings import SETTINGS_FILE, load_settings
 from agent_manager.spec.validate import (
     MAX_CONTEXT_TOKENS,
     MAX_NUM_SEQS,
@@ -54,6 +55,10 @@ REMOVED_SETTINGS = {
     ),
     "gguf": "vLLM 0.33 cannot serve GGUF; use an AWQ/GPTQ/FP8 checkpoint.",
 }
+
+# What `switch: sleep` sets in the container; the spec may not set it too.
+DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
+SLEEP_FIELDS = ("switch", "sleep_level")
 
 GGUF_HINT = "llama.cpp quant; vLLM 0.33 cannot serve GGUF — use an AWQ/GPTQ/FP8 checkpoint"
 
@@ -106,6 +111,10 @@ class AgentSpec(BaseModel):
     api_key_env: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     extra_args: list[str] = Field(default_factory=list)
+    # How another agent takes the GPU: stop this one (cold) or put it to sleep (vLLM sleep
+    # mode: level 1 keeps the weights in host RAM, level 2 reloads them from disk on wake).
+    switch: Literal["cold", "sleep"] = "cold"
+    sleep_level: Literal[1, 2] = 1
 
     @field_validator("model")
     @classmethod
@@ -277,6 +286,12 @@ class AgentSpec(BaseModel):
         """The model is a folder on this machine, not a Hugging Face repo."""
         return self.model.startswith("/")
 
+    @model_validator(mode="after")
+    def _dev_mode_env(self) -> AgentSpec:
+        if self.switch == "sleep" and DEV_MODE_ENV in self.env:
+            raise ValueError(f"env {DEV_MODE_ENV} is set by 'switch: sleep'; remove it from env")
+        return self
+
     def generation_overrides(self) -> dict[str, float]:
         return {k: v for k in ("temperature", "top_p") if (v := getattr(self, k)) is not None}
 
@@ -304,17 +319,47 @@ class Agent:
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def parse_spec(name: str, path: Path, text: str) -> Agent:
-    """Validate one spec's text. Pure: the path only labels messages."""
+def parse_spec(name: str, path: Path, text: str, defaults: dict[str, Any] | None = None) -> Agent:
+    """Validate one spec's text. Pure: the path only labels messages.
+
+    `defaults` (the workspace's `agent-manager.yaml`) fill the fields the spec leaves out.
+    """
     data, lines = load_spec_mapping(path, text)
     for key in data:
         if key in REMOVED_SETTINGS:
             raise SpecError(f"{path}:{lines.get(key, '?')}: '{key}': {REMOVED_SETTINGS[key]}")
+    inherited = {k: v for k, v in (defaults or {}).items() if k not in data}
     try:
-        spec = AgentSpec.model_validate(data)
+        spec = AgentSpec.model_validate({**inherited, **data})
     except ValidationError as exc:
         raise spec_error(path, lines, exc, list(AgentSpec.model_fields)) from None
+    _check_sleep_bind(name, path, lines, spec, from_defaults="switch" in inherited)
     return Agent(name=name, path=path, spec=spec)
+
+
+def _check_sleep_bind(
+    name: str, path: Path, lines: dict[Any, int], spec: AgentSpec, from_defaults: bool
+) -> None:
+    """Sleep mode needs vLLM's dev mode, whose endpoints no API key guards: loopback only."""
+    dev_mode = spec.switch == "sleep" or spec.env.get(DEV_MODE_ENV, "0") not in ("", "0")
+    if not dev_mode or ipaddress.ip_address(spec.bind).is_loopback:
+        return
+    where = f"{path}:{lines['bind']}" if "bind" in lines else str(path)
+    why = (
+        f"'switch: sleep' (from the workspace defaults in {SETTINGS_FILE})"
+        if from_defaults
+        else "'switch: sleep'"
+        if spec.switch == "sleep"
+        else f"env {DEV_MODE_ENV}"
+    )
+    raise SpecError(
+        f"{where}: {name} binds {spec.bind}, but {why} runs vLLM in dev mode, which serves "
+        "/sleep, /wake_up, /collective_rpc and /reset_prefix_cache without authentication "
+        "(api_key_env does not guard them): anyone who reaches the port could stop the model "
+        "or run methods in its workers.",
+        hint=f"Set 'bind: 127.0.0.1' in {path} (reach it from elsewhere through "
+        "`agent-manager serve` or an SSH tunnel), or set 'switch: cold' for this agent.",
+    )
 
 
 def load_agent(ws: Workspace, name: str) -> Agent:
@@ -349,7 +394,8 @@ def load_agent(ws: Workspace, name: str) -> Agent:
         ) from None
     except OSError as error:
         raise file_error(error, shown, "read") from None
-    return parse_spec(name, shown, text)
+    defaults = load_settings(ws).defaults.model_dump(exclude_none=True)
+    return parse_spec(name, shown, text, defaults)
 
 
 def display_path(path: Path) -> Path:

@@ -48,6 +48,7 @@ OWNED_FLAGS = {
     "trust_remote_code": "trust_remote_code",
     "api_key": "api_key_env (the key itself must never be written in a file)",
     "hf_token": "the HF_TOKEN environment variable (passed by reference)",
+    "enable_sleep_mode": "switch (switch: sleep)",
 }
 
 

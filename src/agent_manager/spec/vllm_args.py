@@ -228,6 +228,8 @@ def serve_argv(agent: Agent) -> list[str]:
         argv.append("--enforce-eager")
     if spec.trust_remote_code:
         argv.append("--trust-remote-code")
+    if spec.switch == "sleep":
+        argv.append("--enable-sleep-mode")
     overrides = spec.generation_overrides()
     if overrides:
         argv += ["--override-generation-config", _json(overrides)]

@@ -1,0 +1,64 @@
+"""vLLM's dev-mode endpoints (sleep mode), served only with `--enable-sleep-mode` and
+`VLLM_SERVER_DEV_MODE=1`: /sleep, /wake_up, /is_sleeping, /collective_rpc, /reset_prefix_cache.
+
+No API key guards them (vLLM checks keys only under /v1 and friends), which is why a sleep
+agent must bind 127.0.0.1. Every call raises `DevApiError` with what answered, or did not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent_manager.errors import AgentManagerError
+
+
+class DevApiError(AgentManagerError):
+    """A sleep-mode call failed: refused, timed out, or not answered."""
+
+
+def _call(method: str, url: str, timeout: float, **kwargs: Any) -> Any:
+    import requests
+
+    path = url.split("/", 3)[-1]
+    try:
+        response = requests.request(method, url, timeout=timeout, **kwargs)
+    except requests.Timeout:
+        raise DevApiError(f"/{path} did not answer within {timeout:.1f} s.") from None
+    except requests.RequestException as error:
+        raise DevApiError(f"/{path} did not answer ({type(error).__name__}).") from None
+    if response.status_code == 404:
+        raise DevApiError(
+            f"/{path} answered 404: the server does not run in sleep mode.",
+            hint="Recreate the agent's container so it gets --enable-sleep-mode and "
+            "VLLM_SERVER_DEV_MODE=1 (`agent-manager launch` with switch: sleep does).",
+        )
+    if response.status_code != 200:
+        text = response.text.strip().replace("\n", " ")[:200]
+        raise DevApiError(f"/{path} answered HTTP {response.status_code}: {text or '(empty)'}")
+    try:
+        return response.json() if response.content else None
+    except ValueError:
+        return None
+
+
+def sleep(url: str, level: int, timeout: float) -> None:
+    _call("POST", f"{url}/sleep?level={level}", timeout)
+
+
+def wake_up(url: str, timeout: float) -> None:
+    _call("POST", f"{url}/wake_up", timeout)
+
+
+def is_sleeping(url: str, timeout: float = 2.0) -> bool:
+    answer = _call("GET", f"{url}/is_sleeping", timeout)
+    if not isinstance(answer, dict) or not isinstance(answer.get("is_sleeping"), bool):
+        raise DevApiError(f"/is_sleeping answered {answer!r}, not {{'is_sleeping': bool}}.")
+    return bool(answer["is_sleeping"])
+
+
+def collective_rpc(url: str, method: str, timeout: float) -> None:
+    _call("POST", f"{url}/collective_rpc", timeout, json={"method": method, "timeout": timeout})
+
+
+def reset_prefix_cache(url: str, timeout: float) -> None:
+    _call("POST", f"{url}/reset_prefix_cache", timeout)

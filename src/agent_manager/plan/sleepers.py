@@ -1,0 +1,82 @@
+"""Sleeping agents in the plan (pure arithmetic, no I/O).
+
+A vLLM engine asleep still holds VRAM: its CUDA context, CUDA graphs (not offloaded by
+default) and whatever vLLM allocated outside its sleep-mode allocator. vLLM logs the figure
+when it falls asleep ("Sleep mode freed X GiB memory, Y GiB memory is still in use"); until an
+agent has been seen asleep, `DEFAULT_RESIDUAL_BYTES` stands in for it.
+
+The agent that starts next must still pass vLLM's own check, free ≥ ceil(fraction × total),
+with every sleeper's remainder on the card: `beside_sleepers` rewrites the GPU the planner
+sees so that its usual verdict (and its "short by N GiB" numbers) counts them.
+
+A level-1 sleeper keeps its weights in host RAM: `choose_sleep_level` falls back to level 2
+(weights reloaded from disk on wake) when the host lacks the room, and says so with numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from agent_manager.plan.models import GpuTarget, Holder
+
+GIB = 1024**3
+MIB = 1024**2
+# Before a measurement: CUDA context (~0.5 GiB) + CUDA graphs and buffers vLLM keeps on the GPU.
+DEFAULT_RESIDUAL_BYTES = 1 * GIB
+# A measured share is never taken below this (vLLM's Y is the whole GPU, others subtracted).
+MIN_RESIDUAL_BYTES = 256 * MIB
+# Host RAM left to the OS, Docker and the engines' own processes when weights move there.
+HOST_RAM_MARGIN_BYTES = 2 * GIB
+
+
+def _gib(value: int) -> str:
+    return f"{value / GIB:.1f} GiB"
+
+
+def measured_residual(still_in_use: int, other_sleepers: int) -> int:
+    """This engine's share of vLLM's Y (whole-GPU use right after it slept)."""
+    return max(MIN_RESIDUAL_BYTES, still_in_use - other_sleepers)
+
+
+def beside_sleepers(target: GpuTarget, sleepers: Mapping[str, int]) -> GpuTarget:
+    """The GPU as the next agent will find it when `sleepers` (agent → VRAM kept) stay.
+
+    An awake agent about to sleep frees what it holds beyond its remainder; a sleeper is no
+    longer "ours, stopped first", so its remainder stays used.
+    """
+    if not sleepers:
+        return target
+    free = target.free_bytes
+    holders: list[Holder] = []
+    for holder in target.holders:
+        if holder.agent is None or holder.agent not in sleepers:
+            holders.append(holder)
+            continue
+        used = holder.used_bytes or 0
+        kept = min(used, sleepers[holder.agent]) if used else sleepers[holder.agent]
+        if free is not None:
+            free = min(target.total_bytes, free + used - kept)
+        holders.append(Holder(label=f"{holder.label} (asleep)", pid=holder.pid,
+                              used_bytes=kept, agent=None))  # fmt: skip
+    listed = ", ".join(f"{name} {_gib(kept)}" for name, kept in sorted(sleepers.items()))
+    note = f"kept by sleeping agents: {listed}"
+    return target.model_copy(
+        update={"free_bytes": free, "holders": holders, "notes": [*target.notes, note]}
+    )
+
+
+def choose_sleep_level(
+    agent: str, wanted: int, weights_bytes: int | None, available_bytes: int | None
+) -> tuple[int, str | None]:
+    """The level to sleep at, and a line saying why when it is not the one asked for."""
+    if wanted != 1 or weights_bytes is None or available_bytes is None:
+        return wanted, None
+    room = available_bytes - HOST_RAM_MARGIN_BYTES
+    if weights_bytes <= room:
+        return 1, None
+    return 2, (
+        f"{agent}: sleep level 1 would move {_gib(weights_bytes)} of weights to host RAM, but "
+        f"only {_gib(max(0, available_bytes))} is available ({_gib(HOST_RAM_MARGIN_BYTES)} "
+        f"kept for the system), short by {_gib(weights_bytes - room)}; sleeping at level 2 "
+        "instead (its weights are reloaded from disk on wake)."
+    )

@@ -1,0 +1,122 @@
+"""Put a vLLM engine to sleep and wake it, each step confirmed; and read what sleep freed.
+
+vLLM 0.33 (`vllm/entrypoints/serve/dev/sleep/api_router.py`): `POST /sleep?level=N` answers
+once the engine sleeps, `POST /wake_up` once it is awake. After a level-2 sleep the weights
+were discarded, so a wake also needs `POST /collective_rpc {"method": "reload_weights"}` and
+then `POST /reset_prefix_cache` (cached prefixes were computed with the old weights). Ready
+means what `launch` means: not sleeping, /health 200 and /v1/models listing the served name.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from agent_manager.adapters import http as http_adapter
+from agent_manager.adapters import vllm_dev
+from agent_manager.adapters.vllm_dev import DevApiError
+from agent_manager.errors import LaunchError
+
+GIB = 1024**3
+SLEEP_TIMEOUT_S = 60.0  # offloading tens of GiB of weights to host RAM takes seconds
+# Level 1 copies the weights back from host RAM (vLLM's blog: 3-6 s for large models);
+# level 2 reloads them from disk.
+WAKE_TIMEOUT_S = {1: 30.0, 2: 120.0}
+CONFIRM_POLL_S = 0.02
+
+_FREED = re.compile(r"Sleep mode freed ([\d.]+) GiB memory, ([\d.]+) GiB memory is still in use")
+_LOADED = re.compile(r"Model loading took ([\d.]+) GiB memory")
+
+
+class SleepFailed(LaunchError):
+    """A sleep or wake step failed or timed out; the caller falls back to a cold switch."""
+
+
+@dataclass(frozen=True)
+class SleepMeasure:
+    """vLLM's "Sleep mode freed X GiB memory, Y GiB memory is still in use." line.
+
+    Y is the whole GPU's used memory right after the sleep (vLLM takes total − free), so it
+    is this engine's remainder plus whatever else held the GPU then.
+    """
+
+    freed_bytes: int
+    still_in_use_bytes: int
+
+
+def parse_sleep_line(line: str) -> SleepMeasure | None:
+    match = _FREED.search(line)
+    if match is None:
+        return None
+    return SleepMeasure(int(float(match.group(1)) * GIB), int(float(match.group(2)) * GIB))
+
+
+def last_sleep_measure(lines: Iterable[str]) -> SleepMeasure | None:
+    found = None
+    for line in lines:
+        found = parse_sleep_line(line) or found
+    return found
+
+
+def weights_bytes_from_log(lines: Iterable[str]) -> int | None:
+    """The weights' size from the startup line "Model loading took X GiB memory"."""
+    found = None
+    for line in lines:
+        match = _LOADED.search(line)
+        if match:
+            found = int(float(match.group(1)) * GIB)
+    return found
+
+
+def put_to_sleep(url: str, agent: str, level: int, timeout: float = SLEEP_TIMEOUT_S) -> float:
+    """Sleep at `level` and confirm with /is_sleeping; returns the seconds it took."""
+    start = time.monotonic()
+    try:
+        vllm_dev.sleep(url, level, timeout)
+        _until(lambda: vllm_dev.is_sleeping(url), True, start + timeout)
+    except DevApiError as error:
+        raise SleepFailed(f"{agent} did not fall asleep: {error.message}") from None
+    return time.monotonic() - start
+
+
+def wake(
+    url: str,
+    agent: str,
+    served_name: str,
+    level: int,
+    api_key: str | None,
+    timeout: float = WAKE_TIMEOUT_S[2],
+) -> float:
+    """Wake (and after level 2 reload the weights), then confirm it serves; returns seconds."""
+    start = time.monotonic()
+    deadline = start + timeout
+    try:
+        vllm_dev.wake_up(url, timeout)
+        if level == 2:
+            vllm_dev.collective_rpc(url, "reload_weights", max(1.0, deadline - time.monotonic()))
+            vllm_dev.reset_prefix_cache(url, max(1.0, deadline - time.monotonic()))
+        _until(lambda: vllm_dev.is_sleeping(url), False, deadline)
+    except DevApiError as error:
+        raise SleepFailed(f"{agent} did not wake up: {error.message}") from None
+    while True:
+        probe = http_adapter.probe_health(url, timeout=1.0)
+        if probe.healthy:
+            models = http_adapter.served_models(url, api_key, timeout=2.0)
+            if models is not None and served_name in models:
+                return time.monotonic() - start
+        if time.monotonic() > deadline:
+            raise SleepFailed(
+                f"{agent} woke up but does not serve '{served_name}' within {timeout:.0f} s "
+                f"(/health: {probe.status or probe.error})."
+            )
+        time.sleep(CONFIRM_POLL_S)
+
+
+def _until(read: Callable[[], bool], wanted: bool, deadline: float) -> None:
+    while read() is not wanted:
+        if time.monotonic() > deadline:
+            state = "sleeping" if not wanted else "awake"
+            raise DevApiError(f"/is_sleeping still says {state} at the deadline.")
+        time.sleep(CONFIRM_POLL_S)

@@ -1,0 +1,86 @@
+"""What agent-manager knows about each sleep-mode agent: `.agent-manager/sleep/<agent>.json`.
+
+Written when an agent falls asleep (level, the measured "still in use" VRAM, the weights held
+in host RAM) and kept after it wakes, so the next plan uses the measured figure instead of
+the default. A record counts only for the container and spec it was measured with.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from agent_manager.fsio import write_text_atomic
+from agent_manager.spec.workspace import Workspace
+
+GIB = 1024**3
+
+
+class SleepRecord(BaseModel):
+    agent: str
+    container_id: str
+    spec_hash: str
+    level: int
+    asleep: bool
+    since: float  # epoch seconds of the last sleep
+    freed_bytes: int | None = None  # vLLM's "Sleep mode freed X GiB"
+    still_in_use_bytes: int | None = None  # its "Y GiB memory is still in use" (whole GPU)
+    residual_bytes: int | None = None  # this engine's share of Y: what it keeps while asleep
+    weights_bytes: int | None = None  # "Model loading took X GiB": host RAM at level 1
+
+    @property
+    def host_ram_bytes(self) -> int:
+        return (self.weights_bytes or 0) if self.level == 1 else 0
+
+    def label(self) -> str:
+        """`asleep (level 1, 5.2 GiB in host RAM)`, as status and list show it."""
+        if self.level == 1 and self.weights_bytes:
+            return f"asleep (level 1, {self.weights_bytes / GIB:.1f} GiB in host RAM)"
+        if self.level == 1:
+            return "asleep (level 1, weights in host RAM)"
+        return "asleep (level 2, weights reloaded on wake)"
+
+
+def _path(ws: Workspace, agent: str) -> Path:
+    return ws.root / ".agent-manager" / "sleep" / f"{agent}.json"
+
+
+def read_record(ws: Workspace, agent: str) -> SleepRecord | None:
+    try:
+        return SleepRecord.model_validate(json.loads(_path(ws, agent).read_text("utf-8")))
+    except (OSError, ValueError, ValidationError):
+        return None  # missing or damaged: the defaults apply, nothing is lost
+
+
+def write_record(ws: Workspace, record: SleepRecord) -> None:
+    path = _path(ws, record.agent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, record.model_dump_json(indent=2) + "\n")
+
+
+def mark_awake(ws: Workspace, agent: str) -> None:
+    record = read_record(ws, agent)
+    if record is not None and record.asleep:
+        write_record(ws, record.model_copy(update={"asleep": False}))
+
+
+def asleep_record(ws: Workspace, agent: str, container_id: str) -> SleepRecord | None:
+    """The record saying this very container sleeps now, if there is one."""
+    record = read_record(ws, agent)
+    if record is None or not record.asleep or record.container_id != container_id:
+        return None
+    return record
+
+
+def new_record(agent: str, container_id: str, spec_hash: str, level: int) -> SleepRecord:
+    return SleepRecord(
+        agent=agent,
+        container_id=container_id,
+        spec_hash=spec_hash,
+        level=level,
+        asleep=True,
+        since=time.time(),
+    )

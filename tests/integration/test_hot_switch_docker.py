@@ -1,0 +1,145 @@
+"""The hot switch on real Docker with the stand-in in sleep mode (--enable-sleep-mode and
+VLLM_SERVER_DEV_MODE=1 come from the generated compose file, as for vLLM)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+import requests
+
+from tests.conftest import CliResult
+from tests.integration.conftest import StandinWorkspace
+
+Cli = Callable[..., CliResult]
+WAKE = {"STANDIN_LOAD_SECONDS": "0.5", "STANDIN_WAKE_SECONDS": "0.05"}
+
+
+def make_sleepy(ws: StandinWorkspace, cli: Cli, *agents: str) -> None:
+    for name in agents:
+        path = ws.root / "agents" / f"{name}.yaml"
+        path.write_text(path.read_text() + "switch: sleep\n")
+    assert cli("compose").code == 0
+    for name in ws.agents:
+        ws.set_standin_env(name, WAKE)
+
+
+def launch(cli: Cli, agent: str, *extra: str) -> dict:  # type: ignore[type-arg]
+    result = cli("launch", agent, "--json", *extra)
+    assert result.code == 0, result.output
+    return dict(json.loads(result.stdout)) | {"stderr": result.stderr}
+
+
+def container_ids(ws: StandinWorkspace) -> dict[str, str]:
+    ids = {}
+    for agent in ws.agents:
+        found = ws.compose(agent, "ps", "-q").stdout.split()
+        if found:
+            ids[agent] = found[0]
+    return ids
+
+
+def asleep(ws: StandinWorkspace, agent: str) -> bool:
+    answer = requests.get(ws.url(agent) + "/is_sleeping", timeout=5).json()
+    return bool(answer["is_sleeping"])
+
+
+def counts(ws: StandinWorkspace, agent: str) -> dict[str, int]:
+    return dict(requests.get(ws.url(agent) + "/standin/counts", timeout=5).json())
+
+
+def test_sleep_agents_wake_instead_of_restarting(standin_workspace: StandinWorkspace, cli: Cli):
+    ws = standin_workspace
+    make_sleepy(ws, cli, "po", "architect")
+    first = launch(cli, "po")
+    second = launch(cli, "architect")
+    assert (first["switch"], second["switch"], second["asleep"]) == ("cold", "cold", ["po"])
+    assert "Put po to sleep (level 1)" in second["stderr"]
+    ids = container_ids(ws)
+
+    for agent in ("po", "architect", "po", "architect"):
+        result = launch(cli, agent)
+        assert result["switch"] == "hot", result["stderr"]
+        assert f"Woke {agent} (level 1)" in result["stderr"]
+        other = "architect" if agent == "po" else "po"
+        assert not asleep(ws, agent) and asleep(ws, other)  # never two awake
+
+    assert container_ids(ws) == ids
+    assert counts(ws, "po") == {"loads": 1, "reloads": 0, "sleeps": 3, "wakes": 2}
+    assert counts(ws, "architect")["loads"] == 1
+
+    status = cli("status", "--json")
+    rows = {row["agent"]: row for row in json.loads(status.stdout)["agents"]}
+    assert json.loads(status.stdout)["running"] == "architect"
+    assert rows["po"]["sleep"] == "asleep (level 1, 5.4 GiB in host RAM)"
+    assert "po is asleep (level 1, 5.4 GiB in host RAM)." in cli("status").stdout
+    assert "po: switch sleep (level 1); asleep (level 1, 5.4 GiB in host RAM)" in cli("list").stdout
+
+    stopped = cli("stop", "--all", "--json")
+    assert sorted(s["agent"] for s in json.loads(stopped.stdout)["stopped"]) == ["architect", "po"]
+    assert container_ids(ws) == {}
+
+
+def test_a_failed_wake_falls_back_to_a_cold_start(standin_workspace: StandinWorkspace, cli: Cli):
+    ws = standin_workspace
+    make_sleepy(ws, cli, "po", "architect")
+    ws.set_standin_env("architect", {**WAKE, "STANDIN_WAKE_FAIL": "error"})
+    launch(cli, "architect")
+    launch(cli, "po")
+    before = container_ids(ws)
+
+    result = launch(cli, "architect")
+
+    assert result["switch"] == "cold"
+    assert "architect did not wake up: /wake_up answered HTTP 500" in result["stderr"]
+    assert "Restarting it cold." in result["stderr"]
+    after = container_ids(ws)
+    assert after["architect"] != before["architect"] and after["po"] == before["po"]
+    assert asleep(ws, "po") and not asleep(ws, "architect")
+
+
+def test_too_little_host_ram_sleeps_at_level_2_and_reloads_on_wake(
+    standin_workspace: StandinWorkspace, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = standin_workspace
+    make_sleepy(ws, cli, "po", "architect")
+    monkeypatch.setattr("agent_manager.adapters.host.available_memory_bytes", lambda: 3 * 1024**3)
+    launch(cli, "po")
+    result = launch(cli, "architect")
+    assert (
+        "po: sleep level 1 would move 5.4 GiB of weights to host RAM, but only 3.0 GiB is "
+        "available" in result["stderr"]
+    )
+    woke = launch(cli, "po")
+    assert woke["switch"] == "hot" and "Woke po (level 2)" in woke["stderr"]
+    assert counts(ws, "po")["reloads"] == 1
+
+
+def test_cold_and_sleep_agents_switch_both_ways(standin_workspace: StandinWorkspace, cli: Cli):
+    ws = standin_workspace
+    make_sleepy(ws, cli, "po")  # architect stays cold
+    launch(cli, "po")
+    to_cold = launch(cli, "architect")
+    assert to_cold["switch"] == "cold" and to_cold["asleep"] == ["po"]
+    assert asleep(ws, "po")
+    po_id = container_ids(ws)["po"]
+
+    back = launch(cli, "po")
+    assert back["switch"] == "hot" and back["stopped"] == ["architect"]
+    assert set(container_ids(ws)) == {"po"} and container_ids(ws)["po"] == po_id
+
+    forced = launch(cli, "architect", "--cold")
+    assert forced["asleep"] == [] and "po" in forced["stopped"]
+    assert set(container_ids(ws)) == {"architect"}
+
+
+def test_launch_cold_restarts_a_sleeping_target(standin_workspace: StandinWorkspace, cli: Cli):
+    ws = standin_workspace
+    make_sleepy(ws, cli, "po", "architect")
+    launch(cli, "po")
+    launch(cli, "architect")
+    po_id = container_ids(ws)["po"]
+    result = launch(cli, "po", "--cold")
+    assert result["switch"] == "cold" and "po sleeps; restarting it cold." in result["stderr"]
+    assert set(container_ids(ws)) == {"po"} and container_ids(ws)["po"] != po_id
