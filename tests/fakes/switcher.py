@@ -31,6 +31,9 @@ class FakeSwitcher:
     async def running(self) -> str | None:
         return self.running_agent
 
+    def asleep(self) -> frozenset[str]:
+        return frozenset()
+
     @property
     def switches(self) -> list[str]:
         return [entry.split()[1] for entry in self.log if entry.startswith("switch")]

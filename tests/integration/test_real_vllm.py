@@ -197,7 +197,8 @@ def test_stop_ends_the_real_server(real: Served):
 
 def _failed_launch(ws: RealWorkspace, agent: str, spec: str) -> dict[str, object]:
     ws.write_agent(agent, spec)
-    done = ws.cli("launch", agent, "--json", "--timeout", "300")
+    # --force: the planner would refuse some of these first; here vLLM itself must fail.
+    done = ws.cli("launch", agent, "--json", "--force", "--timeout", "300")
     assert done.returncode == 1, done.stdout + done.stderr
     failure = json.loads(done.stdout)["failure"]
     return {"failure": failure, "log": _container_log(ws, agent), "stderr": done.stderr}

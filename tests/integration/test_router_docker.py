@@ -237,3 +237,27 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(
     assert not (standin_workspace.root / ".agent-manager-router.json").exists()
     assert [a for a, state in our_containers() if state == "running"] == ["po"]  # left running
     assert "Router" not in cli("status").stdout
+
+
+def test_the_router_switches_hot_between_sleep_agents_and_never_routes_to_a_sleeper(
+    standin_workspace: StandinWorkspace, cli: Callable[..., CliResult]
+) -> None:
+    from tests.integration.test_hot_switch_docker import container_ids, counts, make_sleepy
+
+    ws = standin_workspace
+    make_sleepy(ws, cli, "po", "architect")
+    with running_router() as router, watching_containers():
+        client = router.client()
+        assert ask(client, "po") and ask(client, "architect")
+        ids = container_ids(ws)
+        for agent in ("po", "architect", "po"):
+            assert ask(client, agent)
+            # Docker says both containers run; the watch must still see the awake one only.
+            time.sleep(1.2)
+            states = {m.id: (m.model_extra or {})["state"] for m in client.models.list().data}
+            other = "architect" if agent == "po" else "po"
+            assert (states[agent], states[other]) == ("running", "asleep")
+            assert ask(client, agent)  # routed to the awake engine, not the sleeper
+        assert container_ids(ws) == ids  # woken, never restarted
+        assert counts(ws, "po")["loads"] == 1 and counts(ws, "architect")["loads"] == 1
+        assert counts(ws, "po")["wakes"] == 2

@@ -47,6 +47,8 @@ class Switcher(Protocol):
 
     async def running(self) -> str | None: ...
 
+    def asleep(self) -> frozenset[str]: ...
+
 
 @dataclass
 class RouterCore:
@@ -99,10 +101,12 @@ class RouterCore:
         }
 
     def agent_state(self, agent: str) -> str:
-        if self.scheduler.active == agent:
-            return "running"
         if self.scheduler.busy == f"switching to {agent}":
             return "starting"
+        if self.scheduler.active == agent:
+            return "running"
+        if agent in self.switcher.asleep():
+            return "asleep"
         return "stopped"
 
 

@@ -56,6 +56,7 @@ class DockerSwitcher:
 
     def __init__(self, ws: Workspace, timeout_s: float):
         self.ws = ws
+        self._asleep: frozenset[str] = frozenset()
         self.timeout_s = timeout_s
 
     async def switch_to(self, agent: str) -> None:
@@ -98,12 +99,32 @@ class DockerSwitcher:
             raise
 
     async def running(self) -> str | None:
-        return await in_thread(running_agent)
+        awake, self._asleep = await in_thread(lambda: awake_and_asleep(self.ws))
+        return awake
+
+    def asleep(self) -> frozenset[str]:
+        """The agents Docker and vLLM said were asleep at the last look (`running`)."""
+        return self._asleep
 
 
-def running_agent() -> str | None:
-    """The agent whose container runs now, by our labels; None when none does."""
-    from agent_manager.adapters import docker as docker_adapter
+def awake_and_asleep(ws: Workspace) -> tuple[str | None, frozenset[str]]:
+    """The agent whose container runs awake now (None when none does), and the agents whose
+    container runs but whose engine sleeps (`switch: sleep`). Read from our labels and, for
+    sleep agents only, vLLM's /is_sleeping: a sleeping engine must never get requests."""
+    from agent_manager.runtime.agents import serving_probe
+    from agent_manager.runtime.state import AgentState, current_states
 
-    running = [c for c in docker_adapter.list_agent_containers(False) if c.running]
-    return running[0].agent if running else None
+    probe = serving_probe(ws, health=False)
+    states = current_states(probe=probe)
+    asleep = frozenset(a for a, now in states.items() if now.state is AgentState.SLEEPING)
+    awake = [
+        now
+        for now in states.values()
+        if now.container is not None
+        and now.container.running
+        and now.state is not AgentState.SLEEPING
+    ]
+    awake.sort(
+        key=lambda now: now.container.started_at or "" if now.container else "", reverse=True
+    )
+    return (awake[0].agent if awake else None), asleep

@@ -153,10 +153,12 @@ def _health(url: str | None, key: str | None, served: str | None) -> str:
     return "ready"
 
 
-def serving_probe(ws: Workspace) -> RunningProbe:
+def serving_probe(ws: Workspace, health: bool = True) -> RunningProbe:
     """For `state.current_states`: a running container is ready once its server answers
     /health and lists its served name, else still starting (the same test `status` uses).
-    A `switch: sleep` agent whose /is_sleeping says so is sleeping (it still answers /health)."""
+    A `switch: sleep` agent whose /is_sleeping says so is sleeping (it still answers /health).
+    With `health=False` only the sleep question is asked: a running container counts as ready
+    (the router's watch, every 2 s, needs no more)."""
 
     def probe(container: AgentContainer) -> AgentState:
         try:
@@ -170,6 +172,8 @@ def serving_probe(ws: Workspace) -> RunningProbe:
                     return AgentState.SLEEPING
             except vllm_dev.DevApiError:
                 return AgentState.STARTING  # not listening yet
+        if not health:
+            return AgentState.READY
         ready = _health(url, key, container.served_name) == "ready"
         return AgentState.READY if ready else AgentState.STARTING
 
