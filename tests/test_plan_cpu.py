@@ -1,5 +1,9 @@
-"""`engine: cpu` agents are planned against host RAM, as vLLM's CPU worker sizes itself:
-a share of host RAM (gpu_memory_fraction) or VLLM_CPU_KVCACHE_SPACE GiB of KV cache."""
+"""`engine: cpu` agents are planned against host RAM, as vLLM's CPU worker sizes itself.
+
+The compose file always sets VLLM_CPU_KVCACHE_SPACE to `cpu_kv_cache_gib`: the KV space is
+that many GiB, it must hold one request of the context, and weights + runtime + KV space must
+be available in host RAM (vLLM loads the weights, then refuses a KV space larger than what
+is still available)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ import pytest
 from agent_manager.errors import LaunchError
 from agent_manager.plan import planner
 from agent_manager.plan.memory import GIB
+from agent_manager.runtime.launch import LaunchEvents, LaunchOptions, launch
+from agent_manager.spec.workspace import resolve_workspace
 from tests.fakes import nvml as fake_nvml
+from tests.fakes.docker import FakeDocker, install
 from tests.test_planner import Cli, agent, cached_defaults, no_hub
 
 __all__ = ["cached_defaults", "no_hub"]  # fixtures shared with test_planner
@@ -41,7 +48,16 @@ def plan_json(cli: Cli, workspace: Path, name: str) -> tuple[int, dict[str, Any]
     return result.code, plan
 
 
-def test_a_cpu_agent_is_planned_against_host_ram_without_a_gpu(
+# Qwen2.5-7B-Instruct-AWQ (the cached default): weights 5.20 GiB, vLLM runtime 1.50 GiB and
+# activation peak 0.30 GiB, so 7.00 GiB before the KV space; 57,344 B of KV cache per token.
+NEEDS = "vLLM needs {} of host RAM for the weights, its runtime and cpu_kv_cache_gib: {}"
+REFUSES = (
+    " (once the weights are loaded, vLLM refuses to allocate a KV space larger than the RAM "
+    "still available)"
+)
+
+
+def test_a_cpu_agent_needs_its_weights_runtime_and_kv_space_in_host_ram(
     workspace: Path, cached_defaults: None, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
     host(monkeypatch, total_gib=32, available_gib=30)
@@ -50,71 +66,141 @@ def test_a_cpu_agent_is_planned_against_host_ram_without_a_gpu(
     assert result.code == 0, result.output
     assert "CPU plan: host RAM, 32.00 GiB total, 30.00 GiB available" in result.stdout
     assert "po: Qwen/Qwen2.5-7B-Instruct-AWQ — fits (CPU plan, host RAM)" in result.stdout
-    assert "budget 0.90 x host RAM = 28.80 GiB" in result.stdout
+    assert "budget weights + allowances + cpu_kv_cache_gib 4.00 GiB = 11.00 GiB" in result.stdout
     code, plan = plan_json(cli, workspace, "po")
-    assert plan["engine"] == "cpu" and plan["verdict"] == "fits"
+    assert code == 0 and plan["engine"] == "cpu" and plan["verdict"] == "fits"
     names = [a["name"] for a in plan["allowances"]]
     assert names == ["vLLM runtime", "activation peak"]  # no CUDA graphs, no CUDA context
+    fixed = plan["weights_bytes"] + sum(a["bytes"] for a in plan["allowances"])
+    assert plan["budget_bytes"] == fixed + 4 * GIB
+    assert plan["headroom_bytes"] == 4 * GIB - plan["kv_cache_bytes"]  # 32768 tokens, 1.75 GiB
 
 
-def test_kv_space_too_small_for_the_context_does_not_fit_and_says_what_to_set(
+def test_gpu_memory_fraction_does_not_size_a_cpu_agent(
+    workspace: Path, cached_defaults: None, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    """The CPU compose file passes no --gpu-memory-utilization: the fraction changes nothing."""
+    host(monkeypatch, total_gib=32, available_gib=30)
+    agent(workspace, "po", engine="cpu", gpu_memory_fraction=0.9)
+    _, high = plan_json(cli, workspace, "po")
+    agent(workspace, "po", engine="cpu", gpu_memory_fraction=0.05)
+    code, low = plan_json(cli, workspace, "po")
+    assert code == 0 and low["verdict"] == "fits"
+    assert low["budget_bytes"] == high["budget_bytes"]
+    assert low["budget_source"] == "weights + allowances + cpu_kv_cache_gib 4.00 GiB"
+
+
+def test_a_kv_space_too_small_for_the_context_says_the_kv_space_or_context_that_fits(
     workspace: Path, cached_defaults: None, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
     host(monkeypatch, total_gib=32, available_gib=30)
-    agent(workspace, "po", engine="cpu", env={"VLLM_CPU_KVCACHE_SPACE": "1"})
+    agent(workspace, "po", engine="cpu", cpu_kv_cache_gib=1)
     code, plan = plan_json(cli, workspace, "po")
     assert code == 1 and plan["verdict"] == "does not fit"
     assert plan["reasons"] == [
-        "one request of 32768 tokens needs 1.75 GiB of KV cache but VLLM_CPU_KVCACHE_SPACE "
-        "gives 1.00 GiB"
+        "one request of 32768 tokens needs 1.75 GiB of KV cache but cpu_kv_cache_gib: 1 gives "
+        "1.00 GiB"
     ]
-    fixes = plan["fixes"]
-    assert "lower max_context to 18688 (the largest that fits VLLM_CPU_KVCACHE_SPACE)" in fixes
-    assert any(fix.startswith('set VLLM_CPU_KVCACHE_SPACE: "2" in env') for fix in fixes)
+    assert plan["fixes"] == [
+        "lower max_context to 18688 (the largest that fits cpu_kv_cache_gib: 1)",
+        "set cpu_kv_cache_gib: 2 (2 GiB of KV cache holds 32768 tokens)",
+    ]
 
 
-def test_a_budget_above_available_ram_gets_a_lower_share_or_a_kv_space(
+def test_the_suggested_kv_space_holds_the_models_limit_not_a_context_above_it(
     workspace: Path, cached_defaults: None, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
-    host(monkeypatch, total_gib=32, available_gib=12)
+    host(monkeypatch, total_gib=32, available_gib=30)
+    agent(workspace, "po", engine="cpu", cpu_kv_cache_gib=1, max_context=65536)
+    code, plan = plan_json(cli, workspace, "po")
+    assert code == 1
+    assert plan["reasons"][0] == (
+        "max_context 65536 is above the model's limit of 32768 tokens (vLLM refuses it)"
+    )
+    assert plan["fixes"] == [
+        "set max_context: 32768 (or less)",
+        "lower max_context to 18688 (the largest that fits cpu_kv_cache_gib: 1)",
+        "set cpu_kv_cache_gib: 2 (2 GiB of KV cache holds 32768 tokens)",
+    ]
+
+
+def test_a_suggested_kv_space_says_when_host_ram_cannot_hold_it(
+    workspace: Path, cached_defaults: None, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    host(monkeypatch, total_gib=16, available_gib=8.5)
+    agent(workspace, "po", engine="cpu", cpu_kv_cache_gib=1)
+    code, plan = plan_json(cli, workspace, "po")
+    assert code == 1 and len(plan["reasons"]) == 1  # 8.00 GiB needed: RAM holds 1 GiB of KV
+    assert plan["fixes"][1] == (
+        "set cpu_kv_cache_gib: 2 (2 GiB of KV cache holds 32768 tokens; host RAM then needs "
+        "9.00 GiB, 0.50 GiB more than is available)"
+    )
+
+
+def test_not_enough_available_ram_says_how_much_to_free_or_a_kv_space_that_still_holds_it(
+    workspace: Path, cached_defaults: None, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    host(monkeypatch, total_gib=16, available_gib=9)
+    agent(workspace, "po", engine="cpu", max_context=8192)
+    code, plan = plan_json(cli, workspace, "po")
+    assert code == 1 and plan["verdict"] == "does not fit"
+    assert plan["reasons"] == [
+        NEEDS.format("11.00 GiB", 4) + " but only 9.00 GiB is available" + REFUSES
+    ]
+    assert plan["fixes"] == [
+        "free 2.00 GiB of host RAM (close other programs or containers)",
+        "lower cpu_kv_cache_gib to 1 (1 GiB still holds 8192 tokens)",
+    ]
+
+
+def test_when_available_ram_holds_less_kv_than_the_context_needs_it_says_both_settings(
+    workspace: Path, cached_defaults: None, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    host(monkeypatch, total_gib=16, available_gib=8.5)
     agent(workspace, "po", engine="cpu")
     code, plan = plan_json(cli, workspace, "po")
     assert code == 1
     assert plan["reasons"] == [
-        "vLLM takes 28.80 GiB of host RAM for its budget but only 12.00 GiB is available "
-        "(vLLM refuses to start below that)"
+        NEEDS.format("11.00 GiB", 4) + " but only 8.50 GiB is available" + REFUSES
     ]
-    fixes = plan["fixes"]
-    assert (
-        "lower gpu_memory_fraction to 0.37 (on CPU it is the share of host RAM) "
-        "(still fits, less KV cache)" in fixes
-    )
-    assert any(fix.startswith('set VLLM_CPU_KVCACHE_SPACE: "2" in env') for fix in fixes)
+    assert plan["fixes"] == [
+        "free 2.50 GiB of host RAM (close other programs or containers)",
+        "lower cpu_kv_cache_gib to 1 and max_context to 18688 (what the available RAM holds)",
+    ]
 
 
-def test_the_kv_space_replaces_the_fraction_and_must_fit_available_ram(
+def test_weights_alone_above_available_ram_suggest_a_smaller_model(
     workspace: Path, cached_defaults: None, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
-    host(monkeypatch, total_gib=16, available_gib=8)
-    agent(workspace, "po", engine="cpu", max_context=8192, env={"VLLM_CPU_KVCACHE_SPACE": "4"})
+    host(monkeypatch, total_gib=8, available_gib=6)
+    agent(workspace, "po", engine="cpu")
     code, plan = plan_json(cli, workspace, "po")
     assert code == 1
-    budget = plan["budget_bytes"]
-    assert isinstance(budget, int) and budget > 8 * GIB  # weights + runtime + 4 GiB
-    assert "but only 8.00 GiB is available" in plan["reasons"][0]
-    assert any(fix.startswith('set VLLM_CPU_KVCACHE_SPACE: "1" in env') for fix in plan["fixes"])
+    assert plan["fixes"] == [
+        "free 5.00 GiB of host RAM (close other programs or containers)",
+        "use a smaller model: its weights take most of the available RAM",
+    ]
 
 
-def test_launch_checks_a_cpu_agent_against_host_ram(
+def test_launch_refuses_a_cpu_agent_that_does_not_fit_unless_forced(
     workspace: Path, cached_defaults: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent_manager.spec.agents import parse_spec
-
+    ensure_fits = planner.ensure_fits
+    fake: FakeDocker = install(monkeypatch)
+    monkeypatch.setattr(planner, "ensure_fits", ensure_fits)  # the fake skips the planner
     host(monkeypatch, total_gib=8, available_gib=6)
-    path = agent(workspace, "po", engine="cpu").path
-    po = parse_spec("po", path, path.read_text())
+    agent(workspace, "po", engine="cpu")
+    said: list[str] = []
+    events = LaunchEvents(message=said.append, warning=said.append)
+    ws = resolve_workspace(workspace)
     with pytest.raises(LaunchError) as raised:
-        planner.ensure_fits(po)
-    message = raised.value.message
-    assert message.startswith("po does not fit host RAM: needs ")
-    assert "vLLM takes 7.20 GiB of host RAM for its budget but only 6.00 GiB is" in message
+        launch(ws, "po", LaunchOptions(), events)
+    reason = NEEDS.format("11.00 GiB", 4) + " but only 6.00 GiB is available" + REFUSES
+    assert raised.value.message == f"po does not fit host RAM: {reason}."
+    assert raised.value.details[0] == (
+        "fix: free 5.00 GiB of host RAM (close other programs or containers)"
+    )
+    assert fake.running() == []
+    launch(ws, "po", LaunchOptions(force=True), events)
+    assert f"po does not fit host RAM: {reason}. Launching anyway (--force)." in said
+    assert fake.running() == ["po"]

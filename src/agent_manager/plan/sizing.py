@@ -8,19 +8,17 @@ from agent_manager.plan.memory import GIB
 from agent_manager.plan.models import Allowance, Engine
 from agent_manager.plan.shape import ModelShape
 
-KV_SPACE_ENV = "VLLM_CPU_KVCACHE_SPACE"
-
 
 @dataclass
 class Sizing:
     engine: Engine
-    fraction: float  # gpu_memory_fraction (on CPU, vLLM reads it as a share of host RAM)
-    budget: int  # what vLLM takes: ceil(total x fraction), or weights etc. + KV space on CPU
-    total: int  # the memory the fraction is a share of
-    start_free: int  # free memory vLLM's start check sees (an idle card's, on paper)
+    fraction: float  # gpu_memory_fraction (GPU only: the CPU compose file does not pass it)
+    budget: int  # what vLLM takes: ceil(total x fraction) on GPU, weights etc. + KV space on CPU
+    total: int  # the GPU's total, or host RAM's
+    start_free: int  # free memory vLLM's check sees (an idle card's, on paper; RAM available)
     on_paper: bool = False  # an idle card assumed, not measured
     fixed: int | None = None  # weights + allowances: everything but the KV cache
-    kv_space: int | None = None  # VLLM_CPU_KVCACHE_SPACE in bytes, when set
+    kv_space: int | None = None  # CPU: cpu_kv_cache_gib in bytes (VLLM_CPU_KVCACHE_SPACE)
     bpt: int | None = None  # KV bytes per token
     shape: ModelShape | None = None
     model_max: int | None = None  # the model's context limit

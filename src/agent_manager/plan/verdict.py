@@ -37,7 +37,7 @@ from agent_manager.plan.models import (
     Verdict,
 )
 from agent_manager.plan.shape import ModelShape
-from agent_manager.plan.sizing import KV_SPACE_ENV, Sizing, fmt
+from agent_manager.plan.sizing import Sizing, fmt
 from agent_manager.spec.agents import Agent, AgentSpec
 
 
@@ -70,19 +70,25 @@ def plan_agent(agent: Agent, facts: CheckpointFacts, target: GpuTarget) -> Agent
 
 
 def plan_cpu_agent(agent: Agent, facts: CheckpointFacts, host: HostTarget) -> AgentPlan:
-    """The verdict for one `engine: cpu` agent on the host's RAM."""
+    """The verdict for one `engine: cpu` agent on the host's RAM.
+
+    The compose file always sets VLLM_CPU_KVCACHE_SPACE to `cpu_kv_cache_gib`, so vLLM's CPU
+    worker never checks a share of RAM: it loads the weights, then refuses to allocate the KV
+    space unless that much RAM is still available. The plan's budget is therefore weights +
+    runtime allowances + KV space, and it must fit the RAM available now.
+    """
     spec = agent.spec
+    kv_space = spec.cpu_kv_cache_gib * GIB
     sizing = Sizing(
         engine="cpu",
         fraction=spec.gpu_memory_fraction,
-        budget=budget_bytes(host.total_bytes, spec.gpu_memory_fraction),
+        budget=kv_space,  # the least it takes; weights and allowances are added once known
         total=host.total_bytes,
         start_free=host.available_bytes,
+        kv_space=kv_space,
     )
     seqs, batched = _batch(spec, batch_defaults(0, "", "cpu", spec.tensor_parallel_size))
     draft = _measure(agent, facts, sizing, seqs)
-    # The compose file always sets VLLM_CPU_KVCACHE_SPACE from the spec's cpu_kv_cache_gib.
-    sizing.kv_space = spec.cpu_kv_cache_gib * GIB
     if sizing.shape is not None:
         sizing.allowances = [
             Allowance(
@@ -141,7 +147,7 @@ def _judge(
     if weights.bytes is not None and s.shape is not None:
         s.fixed = weights.bytes + sum(a.bytes for a in s.allowances)
         if s.kv_space is not None:
-            s.budget = s.fixed + s.kv_space  # the KV space replaces the fraction on CPU
+            s.budget = s.fixed + s.kv_space  # CPU: what must be available in host RAM
     reasons: list[str] = []
     fixes: list[str] = []
     largest = largest_fp8 = None
@@ -181,7 +187,7 @@ def _judge(
         if over_budget:
             fixes += fix.budget_fixes(spec, s, context, largest)
         if s.start_free < s.budget:
-            fixes += fix.start_fixes(spec, s, needed, others)
+            fixes += fix.start_fixes(spec, s, needed, others, context)
     elif s.shape is None:
         draft.unknowns.append("KV cache size unknown without config.json")
     if weights.bytes is None:
@@ -232,29 +238,27 @@ def _context(
 
 def _budget_source(s: Sizing) -> str:
     if s.kv_space is not None:
-        return f"weights + allowances + {KV_SPACE_ENV} {fmt(s.kv_space)}"
-    return f"{s.fraction:.2f} x {'host RAM' if s.engine == 'cpu' else 'total'}"
+        return f"weights + allowances + cpu_kv_cache_gib {fmt(s.kv_space)}"
+    return f"{s.fraction:.2f} x total"
 
 
 def _over_budget_reason(s: Sizing, needed: int, kv_cache: int, context: int) -> str:
     if s.kv_space is not None:
         return (
             f"one request of {context} tokens needs {fmt(kv_cache)} of KV cache but "
-            f"{KV_SPACE_ENV} gives {fmt(s.kv_space)}"
+            f"cpu_kv_cache_gib: {s.kv_space // GIB} gives {fmt(s.kv_space)}"
         )
-    of = " of host RAM" if s.engine == "cpu" else ""
-    return (
-        f"needs {fmt(needed)} but the budget is {fmt(s.budget)} "
-        f"({s.fraction:.2f} x {fmt(s.total)}{of})"
-    )
+    share = f"{s.fraction:.2f} x {fmt(s.total)}"
+    return f"needs {fmt(needed)} but the budget is {fmt(s.budget)} ({share})"
 
 
 def _start_reason(s: Sizing, free: int | None) -> str:
-    if s.engine == "cpu":
-        what = "the weights and KV space" if s.kv_space is not None else "its budget"
+    if s.kv_space is not None:
         return (
-            f"vLLM takes {fmt(s.budget)} of host RAM for {what} but only "
-            f"{fmt(s.start_free)} is available (vLLM refuses to start below that)"
+            f"vLLM needs {fmt(s.budget)} of host RAM for the weights, its runtime and "
+            f"cpu_kv_cache_gib: {s.kv_space // GIB} but only {fmt(s.start_free)} is available "
+            "(once the weights are loaded, vLLM refuses to allocate a KV space larger than the "
+            "RAM still available)"
         )
     context = f"~{fmt(CUDA_CONTEXT_BYTES)}"
     if free is None:
