@@ -118,7 +118,7 @@ def test_compose_up_stuck_mid_pull_is_cut_at_the_timeout(workspace: Path, fake: 
 def _running_po(fake: FakeDocker, workspace: Path, config_hash: str) -> None:
     from dataclasses import replace
 
-    from agent_manager.spec.agents import load_agent
+    from agent_manager.spec.loader import load_agent
 
     container = fake.add("po", port=8002)
     fake.containers[container.id] = replace(

@@ -22,8 +22,9 @@ from agent_manager.adapters.docker import AgentContainer
 from agent_manager.errors import AgentManagerError, LaunchError, UsageError
 from agent_manager.runtime.diagnose import Context, Failure, diagnose
 from agent_manager.runtime.state import AgentState, RunningProbe
-from agent_manager.spec.agents import Agent, display_path, load_agent
+from agent_manager.spec.agents import Agent
 from agent_manager.spec.endpoint import api_key_from
+from agent_manager.spec.loader import display_path, load_agent
 from agent_manager.spec.workspace import Workspace
 
 # compose.py's stop_grace_period: vLLM drains in-flight requests on SIGTERM.

@@ -44,8 +44,9 @@ from agent_manager.runtime.sleep import (
     weights_bytes_from_log,
 )
 from agent_manager.runtime.state import AgentMachine, AgentState
-from agent_manager.spec.agents import Agent, load_agent
+from agent_manager.spec.agents import Agent
 from agent_manager.spec.endpoint import api_key_from
+from agent_manager.spec.loader import load_agent
 from agent_manager.spec.workspace import Workspace
 
 if TYPE_CHECKING:  # the switch core imports this module; its types are only annotations here

@@ -49,8 +49,9 @@ from agent_manager.runtime.phases import CREATING, PULLING, phase_of
 from agent_manager.runtime.ports import preflight_port
 from agent_manager.runtime.state import AgentMachine, AgentState, states_from
 from agent_manager.runtime.vram import GpuWatch
-from agent_manager.spec.agents import Agent, load_agents
+from agent_manager.spec.agents import Agent
 from agent_manager.spec.endpoint import endpoint_for
+from agent_manager.spec.loader import load_agents
 from agent_manager.spec.workspace import Workspace, project_name
 
 
