@@ -142,7 +142,7 @@ def stop(
     vLLM finishes in-flight requests, then the container is removed (nothing running is
     fine).
     """
-    from agent_manager.runtime.agents import stop_agents
+    from agent_manager.runtime.stop import stop_agents
 
     ws = workspace()
     report = stop_agents(ws, agent, everything=all_, grace_s=timeout, on_progress=ui.info)
@@ -271,7 +271,7 @@ def logs(
     The running container's log, or the last crashed one's.
     """
     from agent_manager.adapters.docker import get_docker
-    from agent_manager.runtime.agents import container_for_logs, parse_since
+    from agent_manager.runtime.logs import container_for_logs, parse_since
 
     ws = workspace()
     name = ws.resolve_agent(agent)

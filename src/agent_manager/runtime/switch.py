@@ -33,7 +33,7 @@ from agent_manager.compose.render import SERVICE
 from agent_manager.errors import GpuUnavailableError, LaunchError, SpecError
 from agent_manager.models.cache_state import CacheState, cache_state
 from agent_manager.runtime import follow, hot_switch
-from agent_manager.runtime.agents import STOP_GRACE_S, serving_probe, stop_and_remove
+from agent_manager.runtime.agents import serving_probe
 from agent_manager.runtime.context import (
     LaunchEvents,
     LaunchFailed,
@@ -48,6 +48,7 @@ from agent_manager.runtime.lock import LockHolder, workspace_lock
 from agent_manager.runtime.phases import CREATING, PULLING, phase_of
 from agent_manager.runtime.ports import preflight_port
 from agent_manager.runtime.state import AgentMachine, AgentState, states_from
+from agent_manager.runtime.stop import STOP_GRACE_S, stop_and_remove
 from agent_manager.runtime.vram import GpuWatch
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.endpoint import endpoint_for
