@@ -14,7 +14,8 @@ import pytest
 from agent_manager.adapters import compose
 from agent_manager.adapters.docker import EngineInfo
 from agent_manager.doctor import checks as doctor
-from agent_manager.doctor.checks import (
+from agent_manager.doctor.checks import run_checks
+from agent_manager.doctor.verdicts import (
     TOOLKIT_FIX,
     Check,
     Status,
@@ -22,7 +23,6 @@ from agent_manager.doctor.checks import (
     driver_verdict,
     hf_token_verdict,
     port_verdict,
-    run_checks,
     runtime_verdict,
     vram_verdict,
 )

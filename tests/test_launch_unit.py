@@ -18,9 +18,10 @@ import pytest
 from agent_manager.adapters.docker_sdk import SdkDocker
 from agent_manager.errors import LaunchError
 from agent_manager.runtime import gpu, vram
-from agent_manager.runtime.agents import parse_docker_time, parse_since
+from agent_manager.runtime.agents import parse_docker_time
 from agent_manager.runtime.launch import LaunchEvents, LaunchFailed, LaunchOptions, launch
 from agent_manager.runtime.lock import holder_path, workspace_lock
+from agent_manager.runtime.logs import parse_since
 from agent_manager.runtime.phases import phase_of
 from agent_manager.runtime.ports import PortUse, port_use
 from agent_manager.spec.workspace import resolve_workspace
@@ -118,7 +119,7 @@ def test_compose_up_stuck_mid_pull_is_cut_at_the_timeout(workspace: Path, fake: 
 def _running_po(fake: FakeDocker, workspace: Path, config_hash: str) -> None:
     from dataclasses import replace
 
-    from agent_manager.spec.agents import load_agent
+    from agent_manager.spec.loader import load_agent
 
     container = fake.add("po", port=8002)
     fake.containers[container.id] = replace(
@@ -451,7 +452,7 @@ def test_log_stream_joins_chunks_into_lines(split_cr: bool, lines: list[str]) ->
 def test_a_slow_stop_says_so_and_a_hung_one_gives_up_clearly(
     fake: FakeDocker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent_manager.runtime import agents as runtime
+    from agent_manager.runtime import stop as runtime
 
     stop_fast = fake.stop_container
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from agent_manager.errors import SpecError, UsageError
-from agent_manager.spec.agents import load_agents, parse_spec
+from agent_manager.spec.agents import parse_spec
+from agent_manager.spec.loader import load_agents
 from agent_manager.spec.workspace import Workspace
 
 BASE = "model: Qwen/Qwen2.5-7B-Instruct-AWQ\nport: 8002\n"

@@ -19,7 +19,7 @@ from agent_manager.runtime.state import (
     states_from,
 )
 from agent_manager.runtime.switch import switch_to
-from agent_manager.spec.agents import load_agent
+from agent_manager.spec.loader import load_agent
 from agent_manager.spec.workspace import resolve_workspace
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.docker import Behaviour, FakeDocker, install

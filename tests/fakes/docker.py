@@ -222,7 +222,7 @@ class FakeLogStream:
 
 
 def _port(ws: Workspace, agent: str) -> int:
-    from agent_manager.spec.agents import load_agent
+    from agent_manager.spec.loader import load_agent
 
     return load_agent(ws, agent).spec.port
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from jsonschema import Draft7Validator, Draft202012Validator
 
-from agent_manager.spec.agents import Agent, load_agents, parse_spec
+from agent_manager.spec.agents import Agent, parse_spec
+from agent_manager.spec.loader import load_agents
 from agent_manager.spec.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[2]

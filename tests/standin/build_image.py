@@ -11,15 +11,12 @@ stand-in script and the flag table are bind-mounted read-only when a container r
 
 from __future__ import annotations
 
-import io
-import json
-import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from host_python import (  # noqa: E402  (runs as a script, not only as a package module)
     CONTAINER_STANDIN_DIR,
@@ -27,6 +24,8 @@ from host_python import (  # noqa: E402  (runs as a script, not only as a packag
     container_path_env,
     image_key,
 )
+
+from tests.local_image import image_label, import_image  # noqa: E402
 
 KEY_LABEL = "io.agent-manager.standin-key"
 FOLDERS = (
@@ -45,35 +44,10 @@ FOLDERS = (
 )
 
 
-def rootfs_tar() -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, mode in FOLDERS:
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.DIRTYPE
-            info.mode = mode
-            info.mtime = 0
-            tar.addfile(info)
-    return buffer.getvalue()
-
-
-def built_key() -> str | None:
-    result = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", IMAGE],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        return None
-    labels = json.loads(result.stdout or "null") or {}
-    return labels.get(KEY_LABEL)
-
-
 def build(force: bool = False) -> bool:
     """Import the image unless an identical one exists; True when it was (re)built."""
     key = image_key()
-    if not force and built_key() == key:
+    if not force and image_label(IMAGE, KEY_LABEL) == key:
         return False
     changes = [
         f"ENV PATH={container_path_env()}",
@@ -84,15 +58,7 @@ def build(force: bool = False) -> bool:
         "WORKDIR /",
         f"LABEL {KEY_LABEL}={key}",
     ]
-    command = ["docker", "import"]
-    for change in changes:
-        command += ["--change", change]
-    command += ["-", IMAGE]
-    result = subprocess.run(command, input=rootfs_tar(), capture_output=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"docker import failed ({result.returncode}): {result.stderr.decode().strip()}"
-        )
+    import_image(IMAGE, changes, FOLDERS)
     return True
 
 

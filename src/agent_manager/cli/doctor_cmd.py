@@ -11,7 +11,7 @@ from agent_manager import ui
 from agent_manager.cli.options import JsonOpt, workspace
 
 if TYPE_CHECKING:
-    from agent_manager.doctor.checks import DoctorReport
+    from agent_manager.doctor.verdicts import DoctorReport
 
 _STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
 

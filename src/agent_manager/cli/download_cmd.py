@@ -32,7 +32,7 @@ def download_models(
     """
     from agent_manager.cli import download_view as view
     from agent_manager.models.downloads import run_downloads
-    from agent_manager.spec.agents import load_agents
+    from agent_manager.spec.loader import load_agents
 
     loaded = load_agents(workspace(), agents or None)
     view.warn_about_hub_cache()

@@ -91,7 +91,7 @@ def kubeai(
     key from Secrets. Apply with `kubectl apply -f <folder>`.
     """
     from agent_manager.export.kubeai import KubeAIOptions, render_model, render_model_text
-    from agent_manager.spec.agents import load_agents
+    from agent_manager.spec.loader import load_agents
 
     ws = workspace()
     options = KubeAIOptions(
@@ -137,7 +137,7 @@ def production_stack(
         render_values,
         render_values_text,
     )
-    from agent_manager.spec.agents import load_agents
+    from agent_manager.spec.loader import load_agents
 
     ws = workspace()
     options = StackOptions(

@@ -161,7 +161,7 @@ def plan(
     from agent_manager.cli.options import workspace
     from agent_manager.errors import GpuUnavailableError
     from agent_manager.plan.planner import gpu_target_from_nvml, gpu_target_on_paper, plan_agents
-    from agent_manager.spec.agents import load_agents
+    from agent_manager.spec.loader import load_agents
 
     ws = workspace()
     loaded = load_agents(ws, agents or None)

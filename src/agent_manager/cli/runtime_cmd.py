@@ -5,17 +5,23 @@ from __future__ import annotations
 import sys
 import time
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from agent_manager import ui
+from agent_manager.cli.launch_view import (
+    PhaseView,
+    failure_dict,
+    render_failure,
+    render_interrupted,
+    render_launched,
+)
 from agent_manager.cli.options import AgentArg, JsonOpt, workspace
 
 if TYPE_CHECKING:
     from agent_manager.router.state_file import RouterView
-    from agent_manager.runtime.diagnose import Failure
 
 
 class EngineChoice(str, Enum):
@@ -80,7 +86,7 @@ def launch(
 
     ws = workspace()
     progress = LaunchProgress(agent)
-    view = _PhaseView(agent)
+    view = PhaseView(agent)
     events = LaunchEvents(message=view.message, warning=view.warning, phase=view.phase)
     options = LaunchOptions(
         timeout=timeout,
@@ -99,7 +105,7 @@ def launch(
                     "agent": failed.agent,
                     "ready": False,
                     "container": failed.container,
-                    "failure": _failure_dict(failed.failure),
+                    "failure": failure_dict(failed.failure),
                 }
             )
         else:
@@ -107,95 +113,14 @@ def launch(
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         view.close()
-        name = progress.agent
-        console = ui.err()
-        if progress.container is None and not progress.compose_started:
-            stopped = f" (agents already stopped: {', '.join(progress.stopped)})"
-            console.print(
-                f"\nInterrupted before any container of {name} was created: nothing was left "
-                f"running{stopped if progress.stopped else ''}.",
-                markup=False,
-            )
-            console.print(f"  Launch again: agent-manager launch {name}", markup=False)
-            raise typer.Exit(130) from None
-        console.print(
-            f"\nStopped following {escape(name)}; its container is left as it is.", markup=True
-        )
-        console.print(f"  Follow its log: agent-manager logs {name} -f", markup=False)
-        console.print(f"  Stop it:        agent-manager stop {name}", markup=False)
+        render_interrupted(progress)
         raise typer.Exit(130) from None
     finally:
         view.close()
     if json_output:
         ui.print_json(result)
         return
-    console = ui.out()
-    if result.ready:
-        how = " (woken from sleep)" if result.switch == "hot" else ""
-        console.print(f"{result.agent} is ready in {result.seconds:.1f} s{how}.", markup=False)
-    else:
-        console.print(
-            f"{result.agent} started (container {result.container}); not waiting for it.",
-            markup=False,
-        )
-    console.print(f"  endpoint:  {result.endpoint}", markup=False)
-    console.print(f"  model:     {result.served_name}", markup=False)
-    if not result.ready:
-        ui.hint(f"Follow its startup with `agent-manager logs {result.agent} -f`.")
-
-
-def _failure_dict(failure: Failure) -> dict[str, Any]:
-    return {
-        "kind": failure.kind,
-        "summary": failure.summary,
-        "fix": failure.fix,
-        "matched_lines": failure.matched_lines,
-    }
-
-
-def render_failure(agent: str, failure: Failure) -> None:
-    """Summary, what to do, then the log lines that show it (verbatim, markup off)."""
-    ui.error(
-        f"{agent} did not start: {failure.summary}",
-        failure.fix,
-        hint_label="What to do",
-        log_lines=failure.matched_lines,
-    )
-    ui.err().print(f"Full log: agent-manager logs {agent}", markup=False)
-
-
-class _PhaseView:
-    """The live status line on a terminal; one line per phase change otherwise."""
-
-    def __init__(self, agent: str):
-        self.agent = agent
-        self.live = ui.stderr_is_terminal()
-        self.status: Any = None
-        self.last_phase: str | None = None
-
-    # Lines printed while the live status runs appear above it: Rich keeps the status last.
-    def message(self, text: str) -> None:
-        ui.info(text)
-
-    def warning(self, text: str) -> None:
-        ui.warn(text)
-
-    def phase(self, phase: str, elapsed: float) -> None:
-        if self.live:
-            text = f"{escape(self.agent)}: {escape(phase)} · {elapsed:.1f} s"
-            if self.status is None:
-                self.status = ui.err().status(text)
-                self.status.start()
-            else:
-                self.status.update(text)
-        elif phase != self.last_phase:
-            ui.err().print(f"  {elapsed:6.1f} s  {phase}", markup=False)
-        self.last_phase = phase
-
-    def close(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
+    render_launched(result)
 
 
 # --------------------------------------------------------------------------- stop
@@ -217,7 +142,7 @@ def stop(
     vLLM finishes in-flight requests, then the container is removed (nothing running is
     fine).
     """
-    from agent_manager.runtime.agents import stop_agents
+    from agent_manager.runtime.stop import stop_agents
 
     ws = workspace()
     report = stop_agents(ws, agent, everything=all_, grace_s=timeout, on_progress=ui.info)
@@ -346,7 +271,7 @@ def logs(
     The running container's log, or the last crashed one's.
     """
     from agent_manager.adapters.docker import get_docker
-    from agent_manager.runtime.agents import container_for_logs, parse_since
+    from agent_manager.runtime.logs import container_for_logs, parse_since
 
     ws = workspace()
     name = ws.resolve_agent(agent)

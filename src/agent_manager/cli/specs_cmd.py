@@ -90,7 +90,7 @@ def compose(
         compose_state,
         write_compose,
     )
-    from agent_manager.spec.agents import load_agents
+    from agent_manager.spec.loader import load_agents
 
     ws = workspace()
     loaded = load_agents(ws, agents or None)

@@ -11,9 +11,10 @@ import platform
 from collections.abc import Callable
 from pathlib import Path
 
-from agent_manager.doctor.checks import GIB, Check, fail, ok, warn
+from agent_manager.doctor.verdicts import Check, fail, ok, warn
 from agent_manager.spec.agents import CPU_KV_CACHE_GIB
 from agent_manager.spec.vllm_args import cpu_arch
+from agent_manager.units import GIB
 
 # A 0.5-1.5B model in bf16 (1-3 GiB) plus the default KV space and vLLM itself.
 RAM_WARN_GIB = 8.0

@@ -31,7 +31,7 @@ from agent_manager.router.catalog import Catalog
 from agent_manager.router.config import RouterConfig
 from agent_manager.router.metrics import CONTENT_TYPE, RouterMetrics
 from agent_manager.router.policy import Scheduler
-from agent_manager.router.upstream import Relay, error_response, new_client
+from agent_manager.router.upstream import Forward, Relay, error_response, new_client
 
 LOG = logging.getLogger("agent_manager.router")
 OPEN_PATHS = ("/health",)
@@ -202,9 +202,8 @@ class _Proxy:
                 LOG.debug("request for %s: %s", agent, body.decode(errors="replace"))
             assert self.core.relay is not None
             stream = payload.get("stream") is True
-            status = await self.core.relay.handle(
-                target, self.path, body, stream, scope, receive, send
-            )
+            forward = Forward(target, self.path, body, stream)
+            status = await self.core.relay.handle(forward, scope, receive, send)
         self.core.metrics.requests.labels(agent, str(status)).inc()
         LOG.info(
             "POST %s model=%s -> %d in %.0f ms",

@@ -54,8 +54,8 @@ class Catalog:
 
 
 def workspace_targets(ws: Workspace) -> list[Target]:
-    from agent_manager.spec.agents import load_agents
     from agent_manager.spec.endpoint import endpoint_for
+    from agent_manager.spec.loader import load_agents
 
     targets = []
     for agent in load_agents(ws):

@@ -85,8 +85,8 @@ class DockerSwitcher:
         await in_thread(lambda: self._stop(agent))
 
     def _stop(self, agent: str) -> None:
-        from agent_manager.runtime.agents import stop_agents
         from agent_manager.runtime.lock import workspace_lock
+        from agent_manager.runtime.stop import stop_agents
 
         LOG.info("stopping %s (idle)", agent)
         try:

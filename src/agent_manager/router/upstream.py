@@ -57,6 +57,16 @@ def new_client() -> httpx.AsyncClient:
     )
 
 
+@dataclass(frozen=True)
+class Forward:
+    """One admitted request as the router relays it: to which agent, what, streamed or not."""
+
+    target: Target
+    path: str
+    body: bytes
+    stream: bool
+
+
 class _TrackedSend:
     """`send` that remembers whether the response has started (headers are out)."""
 
@@ -79,17 +89,9 @@ class Relay:
     client: httpx.AsyncClient
     debug: bool = False
 
-    async def handle(
-        self,
-        target: Target,
-        path: str,
-        body: bytes,
-        stream: bool,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-    ) -> int:
+    async def handle(self, forward: Forward, scope: Scope, receive: Receive, send: Send) -> int:
         """Admit, forward, answer; returns the HTTP status the client got."""
+        target = forward.target
         for attempt in (1, 2):
             try:
                 ticket = await self.scheduler.acquire(target.agent)
@@ -100,9 +102,7 @@ class Relay:
                 await response(scope, receive, send)
                 return error.status
             try:
-                status = await self._exchange(
-                    ticket, target, path, body, stream, scope, receive, send
-                )
+                status = await self._exchange(ticket, forward, scope, receive, send)
             finally:
                 self.scheduler.release(ticket)
             if status != _RETRY:
@@ -117,24 +117,16 @@ class Relay:
         return 503
 
     async def _exchange(
-        self,
-        ticket: Ticket,
-        target: Target,
-        path: str,
-        body: bytes,
-        stream: bool,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
+        self, ticket: Ticket, forward: Forward, scope: Scope, receive: Receive, send: Send
     ) -> int:
         tracked = _TrackedSend(send)
         status = 0
         gone: list[bool] = []
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on, ticket, group.cancel_scope)
-            if not stream:  # a StreamingResponse watches for the disconnect itself
+            if not forward.stream:  # a StreamingResponse watches for the disconnect itself
                 group.start_soon(_cancel_on_disconnect, receive, tracked, group.cancel_scope, gone)
-            status = await self._relay(target, path, body, scope, receive, tracked)
+            status = await self._relay(forward, scope, receive, tracked)
             group.cancel_scope.cancel()
         if gone:
             return CLIENT_GONE  # the upstream connection is closed: vLLM aborts the request
@@ -149,12 +141,11 @@ class Relay:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return tracked.status
 
-    async def _relay(
-        self, target: Target, path: str, body: bytes, scope: Scope, receive: Receive, send: Send
-    ) -> int:
+    async def _relay(self, forward: Forward, scope: Scope, receive: Receive, send: Send) -> int:
+        target = forward.target
         headers = _upstream_headers(scope, target)
         request = self.client.build_request(
-            "POST", target.url + path, content=body, headers=headers
+            "POST", target.url + forward.path, content=forward.body, headers=headers
         )
         start = time.monotonic()
         try:

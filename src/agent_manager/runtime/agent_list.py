@@ -6,8 +6,8 @@ from pydantic import BaseModel
 
 from agent_manager.compose.files import ComposeState, compose_state
 from agent_manager.models.cache_state import CacheState, cache_state
-from agent_manager.spec.agents import load_agents
 from agent_manager.spec.endpoint import endpoint_for
+from agent_manager.spec.loader import load_agents
 from agent_manager.spec.workspace import Workspace
 
 

@@ -33,7 +33,6 @@ from agent_manager.plan.sleepers import (
     measured_residual,
 )
 from agent_manager.runtime import sleep_records
-from agent_manager.runtime.agents import STOP_GRACE_S, stop_and_remove
 from agent_manager.runtime.gpu import container_id_of
 from agent_manager.runtime.sleep import (
     WAKE_TIMEOUT_S,
@@ -44,8 +43,10 @@ from agent_manager.runtime.sleep import (
     weights_bytes_from_log,
 )
 from agent_manager.runtime.state import AgentMachine, AgentState
-from agent_manager.spec.agents import Agent, load_agent
+from agent_manager.runtime.stop import STOP_GRACE_S, stop_and_remove
+from agent_manager.spec.agents import Agent
 from agent_manager.spec.endpoint import api_key_from
+from agent_manager.spec.loader import load_agent
 from agent_manager.spec.workspace import Workspace
 
 if TYPE_CHECKING:  # the switch core imports this module; its types are only annotations here

@@ -18,22 +18,19 @@ impossible move (a container changed under us) fails loudly instead of being pap
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from agent_manager.adapters import docker as docker_adapter
-from agent_manager.adapters import nvml as nvml_adapter
 from agent_manager.adapters.compose import CONFIG_HASH_LABEL, config_hash_matches, read_until_exit
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.compose.files import check_override, write_compose
 from agent_manager.compose.render import SERVICE
-from agent_manager.errors import GpuUnavailableError, LaunchError, SpecError
+from agent_manager.errors import LaunchError
 from agent_manager.models.cache_state import CacheState, cache_state
 from agent_manager.runtime import follow, hot_switch
-from agent_manager.runtime.agents import STOP_GRACE_S, serving_probe, stop_and_remove
+from agent_manager.runtime.agents import serving_probe
 from agent_manager.runtime.context import (
     LaunchEvents,
     LaunchFailed,
@@ -47,10 +44,12 @@ from agent_manager.runtime.diagnose import Context, Failure, diagnose
 from agent_manager.runtime.lock import LockHolder, workspace_lock
 from agent_manager.runtime.phases import CREATING, PULLING, phase_of
 from agent_manager.runtime.ports import preflight_port
+from agent_manager.runtime.preflight import no_gpu_hint, require_api_key, require_local_model
 from agent_manager.runtime.state import AgentMachine, AgentState, states_from
+from agent_manager.runtime.stop import STOP_GRACE_S, stop_and_remove
 from agent_manager.runtime.vram import GpuWatch
-from agent_manager.spec.agents import Agent, load_agents
 from agent_manager.spec.endpoint import endpoint_for
+from agent_manager.spec.loader import load_agents
 from agent_manager.spec.workspace import Workspace, project_name
 
 
@@ -126,43 +125,6 @@ def switch_to(
         result.phase = progress.phase
         result.seconds = round(ctx.elapsed(), 2)
         return result
-
-
-def no_gpu_hint(agent: Agent) -> str | None:
-    """One line on how to use the CPU when a GPU agent meets a machine without NVIDIA GPU."""
-    if agent.spec.engine != "cuda":
-        return None
-    try:
-        nvml_adapter.get_nvml().devices()
-    except GpuUnavailableError as error:
-        return (
-            f"No NVIDIA GPU here ({error.message.rstrip('.')}). To run {agent.name} on the "
-            f"CPU: agent-manager launch {agent.name} --engine cpu"
-        )
-    return None
-
-
-def require_local_model(agent: Agent) -> None:
-    """A local model folder must exist: Docker would refuse the mount with a cryptic line."""
-    if agent.spec.local_model and not Path(agent.spec.model).is_dir():
-        raise SpecError(
-            f"{agent.path}: 'model': the folder {agent.spec.model} does not exist on this machine.",
-            hint="Give the absolute path of a folder holding config.json, the tokenizer and the "
-            "*.safetensors weights (what `save_pretrained` writes).",
-        )
-
-
-def require_api_key(agent: Agent) -> None:
-    """A spec that asks for an API key must get one: compose would pass an empty
-    VLLM_API_KEY, and vLLM would then serve everyone without a key."""
-    variable = agent.spec.api_key_env
-    if variable and not os.environ.get(variable):
-        raise LaunchError(
-            f"{agent.name} asks for an API key in ${variable} ({agent.path}: api_key_env), "
-            f"but {variable} is not set.",
-            hint=f"export {variable}=<a secret key> and launch again (clients send the same "
-            "key), or remove api_key_env from the spec to serve without one.",
-        )
 
 
 # --------------------------------------------------------------------------- the plan

@@ -1,1 +1,2 @@
-"""Agent specs: the YAML model (pydantic), the workspace, vLLM's flag table and argv, endpoints."""
+"""Agent specs: the YAML model (pydantic) and its loader, the workspace, vLLM's flag table and argv,
+endpoints."""

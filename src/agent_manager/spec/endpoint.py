@@ -13,7 +13,8 @@ from pathlib import Path
 
 from agent_manager.adapters import http
 from agent_manager.errors import AgentApiError, AgentManagerError
-from agent_manager.spec.agents import Agent, load_agent
+from agent_manager.spec.agents import Agent
+from agent_manager.spec.loader import load_agent
 from agent_manager.spec.workspace import Workspace
 
 
