@@ -269,3 +269,14 @@ def test_extra_args_accept_vllms_optimization_shorthand_and_dotted_keys(args: li
 def test_dotted_keys_must_belong_to_a_config_flag():
     message = full_message(spec_error(BASE + 'extra_args: ["--enforce-eager.mode", "3"]\n'))
     assert "--enforce-eager is not a vLLM 0.33.0 config flag with keys" in message
+
+
+def test_a_spec_edited_between_two_loads_is_read_anew(workspace: Path):
+    ws = Workspace(workspace, "test")
+    (po,) = load_agents(ws, ["po"])
+    spec = workspace / "agents" / "po.yaml"
+    spec.write_text(spec.read_text().replace("max_num_seqs: 16", "max_num_seqs: 8"))
+    (edited,) = load_agents(ws, ["po"])
+    assert (po.spec.max_num_seqs, edited.spec.max_num_seqs) == (16, 8)
+    # The same text again gives an equal agent (parsing is remembered by the file's text).
+    assert load_agents(ws, ["po"]) == [edited]

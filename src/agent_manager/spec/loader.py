@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
+from functools import lru_cache
 from pathlib import Path
 
 from agent_manager.errors import AgentManagerError, SpecError
@@ -49,7 +51,14 @@ def load_agent(ws: Workspace, name: str) -> Agent:
     except OSError as error:
         raise file_error(error, shown, "read") from None
     defaults = load_settings(ws).defaults.model_dump(exclude_none=True)
-    return parse_spec(name, shown, text, defaults)
+    return _parsed(name, shown, text, json.dumps(defaults, sort_keys=True))
+
+
+@lru_cache(maxsize=64)
+def _parsed(name: str, shown: Path, text: str, defaults: str) -> Agent:
+    """`parse_spec`, remembered by the file's text: a switch reads the same specs several times
+    and pure-Python YAML parsing was a third of a hot switch's own time. Agents are frozen."""
+    return parse_spec(name, shown, text, json.loads(defaults))
 
 
 def display_path(path: Path) -> Path:
