@@ -118,7 +118,7 @@ def check_fit(ws: Workspace, agent: Agent, cold: bool, force: bool) -> tuple[lis
     """The planner's verdict with the sleepers left on the card: (warnings, keep sleepers)."""
     if cold:
         return planner.ensure_fits(agent, force=force), False
-    found = sleep_agents(ws, docker_adapter.list_agent_containers())
+    found = sleep_agents(ws, docker_adapter.get_docker().list_agent_containers())
     others = [s for s in found if s.agent.name != agent.name]
     if any(s.agent.name == agent.name and s.asleep for s in found):
         # A wake re-maps what the sleep freed; vLLM does no start check then.
@@ -209,7 +209,7 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
     previous = sleep_records.read_record(ws, agent.name)
     weights = previous.weights_bytes if previous and previous.container_id == container.id else None
     if weights is None:
-        weights = weights_bytes_from_log(docker_adapter.log_lines(container.id))
+        weights = weights_bytes_from_log(docker_adapter.get_docker().log_lines(container.id))
     level, why = choose_sleep_level(
         agent.name, agent.spec.sleep_level, weights, host_adapter.available_memory_bytes()
     )
@@ -220,7 +220,7 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
     _confirm_drop(agent.name, container.id, before)
     record = sleep_records.new_record(agent.name, container.id, agent.spec_hash(), level)
     record.weights_bytes = weights
-    measure = last_sleep_measure(docker_adapter.log_lines(container.id, tail=50))
+    measure = last_sleep_measure(docker_adapter.get_docker().log_lines(container.id, tail=50))
     if measure is not None:
         others = sum(residual_of(ws, _load(ws, name)) for name in sleeping)
         record.freed_bytes = measure.freed_bytes

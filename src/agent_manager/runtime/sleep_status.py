@@ -24,7 +24,7 @@ def asleep_labels(ws: Workspace, containers: list[AgentContainer] | None = None)
         return {}
     if containers is None:
         try:
-            containers = docker_adapter.list_agent_containers()
+            containers = docker_adapter.get_docker().list_agent_containers()
         except AgentManagerError:
             return {}
     labels = {}
@@ -39,7 +39,7 @@ def asleep_labels(ws: Workspace, containers: list[AgentContainer] | None = None)
 def sleeper_residuals(ws: Workspace) -> dict[str, int]:
     """agent → VRAM it would keep asleep, for every sleep agent of ours that runs now."""
     try:
-        containers = docker_adapter.list_agent_containers(include_stopped=False)
+        containers = docker_adapter.get_docker().list_agent_containers(include_stopped=False)
     except AgentManagerError:
         return {}  # no Docker: nothing of ours runs
     return {s.agent.name: residual_of(ws, s.agent) for s in sleep_agents(ws, containers)}
