@@ -194,17 +194,7 @@ def parse_docker_time(text: str | None) -> float | None:
     return when.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
 
 
-def diagnose_container(
-    container: AgentContainer,
-    spec_path: Path | None = None,
-    gpu_holders: list[str] | None = None,
-) -> Failure:
+def diagnose_container(container: AgentContainer, spec_path: Path) -> Failure:
     lines = docker_adapter.get_docker().log_lines(container.id, tail=DIAGNOSIS_TAIL)
-    ctx = Context(
-        container.agent,
-        container.exit_code,
-        container.state,
-        gpu_holders=gpu_holders or [],
-        spec_path=spec_path,
-    )
+    ctx = Context(container.agent, container.exit_code, container.state, spec_path=spec_path)
     return diagnose(lines, ctx)
