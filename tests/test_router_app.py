@@ -92,6 +92,27 @@ def test_an_agent_that_refuses_connections_gets_503_naming_it(po_standin: Standi
         assert "architect does not accept connections" in refused.value.message
 
 
+def test_a_failure_inside_the_router_is_a_500_in_openais_shape_and_it_keeps_serving(
+    po_standin: StandinProcess, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proxied POSTs bypass Starlette's error middleware: the router's own net must hold."""
+    monkeypatch.setenv("PO_KEY", "po-secret")
+    targets = [
+        Target("po", "po", po_standin.url, "PO_KEY", 32768),
+        Target("qa", "qa", "http://[::1", None, 8192),  # httpx refuses this URL
+    ]
+    app = build_app(RouterConfig(), Catalog(lambda: targets), FakeSwitcher(seconds=0.0))
+    with serving(app) as router:
+        with pytest.raises(openai.InternalServerError) as failed:
+            chat(router, model="qa")
+        assert failed.value.status_code == 500
+        assert "The router failed on this request; see its log." in failed.value.message
+        assert chat(router, model="po")
+        wrong_method = httpx.get(router.url + "/v1/chat/completions")
+        assert wrong_method.status_code == 405
+    assert "the router failed on POST /v1/chat/completions" in caplog.text
+
+
 def test_status_and_metrics_count_requests_switches_and_queues(
     po_standin: StandinProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:

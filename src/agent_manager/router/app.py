@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_manager.router.catalog import Catalog
 from agent_manager.router.config import RouterConfig
@@ -157,15 +157,18 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
     async def metrics(request: Request) -> Response:
         return Response(core.metrics.render(), media_type=CONTENT_TYPE)
 
+    proxies = {path: _Proxy(core, path) for path in PROXIED}
     routes = [
         Route("/health", health),
         Route("/v1/models", models),
         Route("/router/status", router_status),
         Route("/metrics", metrics),
-        *(Route(path, _Proxy(core, path), methods=["POST"]) for path in PROXIED),
+        *(Route(path, proxy, methods=["POST"]) for path, proxy in proxies.items()),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.core = core
+    # The hot path first: proxied POSTs skip Starlette's middleware stack and route table.
+    app.add_middleware(_Front, proxies=proxies)
     key = config.api_key
     if key:
         app.add_middleware(_RequireKey, key=key)
@@ -181,7 +184,9 @@ class _Proxy:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.monotonic()
-        body = await Request(scope, receive).body()
+        body = await _body(receive)
+        if body is None:  # the client left before it sent the whole body: nobody to answer
+            return
         agent, status = "-", 400
         try:
             payload = json.loads(body)
@@ -212,6 +217,48 @@ class _Proxy:
             status,
             (time.monotonic() - start) * 1000,
         )
+
+
+class _Front:
+    """Sends proxied POSTs straight to their `_Proxy`; anything else to Starlette. A failure
+    in the proxy path is answered with 500 in OpenAI's shape (if nothing was sent yet) and
+    logged, as Starlette's error middleware would."""
+
+    def __init__(self, app: ASGIApp, proxies: dict[str, _Proxy]):
+        self.app = app
+        self.proxies = proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        proxy = self.proxies.get(scope["path"]) if scope["type"] == "http" else None
+        if proxy is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        started: list[bool] = []
+
+        async def tracked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started.append(True)
+            await send(message)
+
+        try:
+            await proxy(scope, receive, tracked)
+        except Exception:
+            LOG.exception("the router failed on POST %s", scope["path"])
+            if not started:
+                message = "The router failed on this request; see its log."
+                await error_response(500, message, "InternalServerError")(scope, receive, send)
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The whole request body, or None if the client disconnected first."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 class _RequireKey:

@@ -70,10 +70,20 @@ class Ticket:
     agent: str
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     reason: str = ""
+    _hooks: list[Callable[[], object]] = field(default_factory=list)
 
     def cancel(self, reason: str) -> None:
         self.reason = reason
         self.cancelled.set()
+        for hook in self._hooks:
+            hook()
+
+    def on_cancel(self, hook: Callable[[], object]) -> None:
+        """Call `hook` when the ticket is cancelled (at once if it already is)."""
+        if self.cancelled.is_set():
+            hook()
+        else:
+            self._hooks.append(hook)
 
 
 @dataclass
