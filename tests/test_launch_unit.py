@@ -226,6 +226,16 @@ def test_port_held_by_one_of_our_agents_is_not_a_conflict(
     assert fake.ops[:2] == ["stop po", "remove po"]
 
 
+def test_a_missing_compose_stops_nothing(workspace: Path, fake: FakeDocker) -> None:
+    fake.add("architect", port=8000)
+    fake.compose_missing = True
+    with pytest.raises(Exception, match="Docker Compose v2"):
+        run_launch(workspace, "po")
+    assert fake.compose_checks == 1
+    assert fake.ops == [], "the running agent is left alone"
+    assert fake.running() == ["architect"]
+
+
 def test_a_port_nothing_listens_on_is_free() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -21,6 +21,7 @@ from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters.docker import AgentContainer, Docker, EngineInfo
 from agent_manager.adapters.http import Probe
+from agent_manager.errors import DockerUnavailableError
 from agent_manager.plan import planner
 from agent_manager.spec.workspace import Workspace, project_name
 
@@ -82,6 +83,8 @@ class FakeDocker:
         self.config_hash: dict[str, str] = {}  # what `compose config --hash` answers per agent
         self.engine = EngineInfo("27.3.1", "1.47", ("nvidia", "runc"), "runc", ())
         self.missing_images: set[str] = set()
+        self.compose_missing = False
+        self.compose_checks = 0  # `docker compose version` runs
 
     # -- set-up helpers -------------------------------------------------------------------
     def add(
@@ -186,7 +189,9 @@ class FakeDocker:
         return self.engine
 
     def ensure_compose(self) -> None:
-        pass
+        self.compose_checks += 1
+        if self.compose_missing:
+            raise DockerUnavailableError("Docker Compose v2 (`docker compose`) is not available.")
 
     # -- the HTTP adapter's functions -------------------------------------------------------
     def probe_health(self, url: str, timeout: float = 1.0) -> Probe:

@@ -1,7 +1,10 @@
 """OpenAI-compatible HTTP calls to a served agent: /health, /v1/models, /metrics, chat.
 
-One pooled `httpx` client serves every call; `httpx-sse` reads streamed answers token by token.
-Both are imported inside the functions: slow to import, and most commands never talk HTTP.
+The quick looks (/health, /v1/models, /metrics) use `requests`: the Docker SDK loads it anyway,
+so a `launch` pays no second HTTP library (httpx costs ~0.15 s to import and set up its SSL
+context, half a hot switch's budget). Chat uses one pooled `httpx` client and `httpx-sse`
+reads streamed answers token by token. All are imported inside the functions: most commands
+never talk HTTP.
 """
 
 from __future__ import annotations
@@ -43,25 +46,25 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
 
 
 def probe_health(url: str, timeout: float = 1.0) -> Probe:
-    import httpx
+    import requests
 
     try:
-        response = _client().get(f"{url}/health", timeout=timeout)
-    except httpx.HTTPError as error:
+        response = requests.get(f"{url}/health", timeout=timeout)
+    except requests.RequestException as error:
         return Probe(False, None, type(error).__name__)
     return Probe(response.status_code == 200, response.status_code)
 
 
 def served_models(url: str, api_key: str | None = None, timeout: float = 2.0) -> list[str] | None:
     """The ids /v1/models lists, or None when it did not answer with a model list."""
-    import httpx
+    import requests
 
     try:
-        response = _client().get(f"{url}/v1/models", headers=auth_headers(api_key), timeout=timeout)
+        response = requests.get(f"{url}/v1/models", headers=auth_headers(api_key), timeout=timeout)
         if response.status_code != 200:
             return None
         data: dict[str, Any] = response.json()
-    except (httpx.HTTPError, ValueError):
+    except (requests.RequestException, ValueError):
         return None
     return [str(card.get("id")) for card in data.get("data", []) if isinstance(card, dict)]
 
@@ -86,11 +89,11 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 
 def fetch_metrics(url: str, timeout: float = 2.0) -> dict[str, float] | None:
-    import httpx
+    import requests
 
     try:
-        response = _client().get(f"{url}/metrics", timeout=timeout)
-    except httpx.HTTPError:
+        response = requests.get(f"{url}/metrics", timeout=timeout)
+    except requests.RequestException:
         return None
     if response.status_code != 200:
         return None

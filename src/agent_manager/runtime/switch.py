@@ -75,7 +75,6 @@ def switch_to(
     progress = progress if progress is not None else LaunchProgress(agent.name)
     progress.agent = agent.name
     docker = docker_adapter.get_docker()
-    docker.ensure_compose()
     hint = no_gpu_hint(agent)
     if hint is not None:
         warnings, hot = [hint], not options.cold
@@ -97,6 +96,11 @@ def switch_to(
     ):
         timings.lock_acquired = time.time()
         plan = _prepare(ctx)
+        if not (hot and plan.machine(agent.name).state is AgentState.SLEEPING):
+            # Before anything stops: a missing Compose must not leave the GPU empty. A wake
+            # needs no Compose (its cold fallback checks for itself), and the check costs a
+            # `docker compose version` process.
+            docker.ensure_compose()
         strategy = strategy_for(ctx, plan)
         strategy.put_away(ctx, plan)
         container = strategy.bring_up(ctx, plan)
