@@ -167,7 +167,7 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.core = core
-    # The hot path first: proxied POSTs skip Starlette's middleware stack and route table.
+    # The hot path: proxied POSTs skip Starlette's exception middleware and route table.
     app.add_middleware(_Front, proxies=proxies)
     key = config.api_key
     if key:
@@ -220,9 +220,9 @@ class _Proxy:
 
 
 class _Front:
-    """Sends proxied POSTs straight to their `_Proxy`; anything else to Starlette. A failure
-    in the proxy path is answered with 500 in OpenAI's shape (if nothing was sent yet) and
-    logged, as Starlette's error middleware would."""
+    """Sends proxied POSTs straight to their `_Proxy`; anything else to Starlette's routes. A
+    failure in the proxy path is logged and answered with 500 in OpenAI's shape (if nothing
+    was sent yet), where Starlette's error middleware would answer in plain text."""
 
     def __init__(self, app: ASGIApp, proxies: dict[str, _Proxy]):
         self.app = app
