@@ -23,6 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from agent_manager.router.catalog import Target
 from agent_manager.router.metrics import RouterMetrics
+from agent_manager.router.network import UpstreamTransport
 from agent_manager.router.policy import RouterError, Scheduler, Ticket
 
 LOG = logging.getLogger("agent_manager.router")
@@ -55,12 +56,10 @@ def sse_error(status: int, message: str) -> bytes:
 TIMEOUTS = httpx.Timeout(None, connect=5.0).as_dict()
 
 
-def new_client() -> httpx.AsyncHTTPTransport:
-    """httpx's pooled transport, called directly: a relay needs no cookies, redirects or auth
-    flow, and skipping `AsyncClient.send` halves the router's CPU per request."""
-    return httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=256)
-    )
+def new_client() -> httpx.AsyncBaseTransport:
+    """An httpx transport, called directly: a relay needs no cookies, redirects or auth flow,
+    and skipping `AsyncClient.send` halves the router's CPU per request."""
+    return UpstreamTransport(max_keepalive_connections=256)
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ class Relay:
 
     scheduler: Scheduler
     metrics: RouterMetrics
-    client: httpx.AsyncHTTPTransport
+    client: httpx.AsyncBaseTransport
     debug: bool = False
 
     async def handle(self, forward: Forward, scope: Scope, receive: Receive, send: Send) -> int:

@@ -1,0 +1,208 @@
+"""The router's upstream transport (router/network.py) against a real TCP server in the test.
+
+The server speaks just enough HTTP/1.1 to show what the relay relies on: kept-alive
+connections are reused, a connection the agent closed while idle is not reused, a streamed
+answer arrives piece by piece, a big answer arrives whole, a closed stream closes the
+connection (how vLLM learns to abort), and nothing listening is a ConnectError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from agent_manager.router.network import UpstreamTransport
+from tests.standin.process import free_port
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]
+
+
+@dataclass
+class Server:
+    port: int
+    connections: int = 0
+    closed_by_client: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return await reader.readexactly(length)
+
+
+def answer(body: bytes, *, close: bool = False) -> bytes:
+    connection = b"close" if close else b"keep-alive"
+    return (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        + b"content-length: %d\r\nconnection: %s\r\n\r\n" % (len(body), connection)
+        + body
+    )
+
+
+@asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[Server]:
+    server = Server(free_port())
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server.connections += 1
+        try:
+            await handler(reader, writer, server)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    listener = await asyncio.start_server(on_connection, "127.0.0.1", server.port)
+    try:
+        yield server
+    finally:
+        listener.close()
+
+
+async def echo_forever(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server
+) -> None:
+    while True:
+        writer.write(answer(await read_request(reader)))
+        await writer.drain()
+
+
+async def post(transport: UpstreamTransport, port: int, body: bytes) -> httpx.Response:
+    request = httpx.Request("POST", f"http://127.0.0.1:{port}/v1/x", content=body)
+    response = await transport.handle_async_request(request)
+    await response.aread()
+    return response
+
+
+def test_kept_alive_connections_are_reused_and_bodies_arrive_whole() -> None:
+    async def scenario() -> None:
+        async with serving(echo_forever) as server:
+            transport = UpstreamTransport()
+            bodies = [b'{"n": %d}' % n for n in range(20)]
+            got = [await post(transport, server.port, body) for body in bodies]
+            await transport.aclose()
+        assert [r.content for r in got] == bodies
+        assert {r.status_code for r in got} == {200}
+        assert server.connections == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_big_answer_arrives_whole() -> None:
+    big = bytes(range(256)) * 16384  # 4 MiB: past every buffer's high-water mark
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server
+    ) -> None:
+        await read_request(reader)
+        writer.write(answer(big))
+        await writer.drain()
+        await reader.read()
+
+    async def scenario() -> None:
+        async with serving(handler) as server:
+            transport = UpstreamTransport()
+            response = await post(transport, server.port, big)
+            await transport.aclose()
+        assert response.content == big
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_the_agent_closed_while_idle_is_not_reused() -> None:
+    async def one_answer_then_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server
+    ) -> None:
+        writer.write(answer(await read_request(reader)))  # says keep-alive, then hangs up
+        await writer.drain()
+
+    async def scenario() -> None:
+        async with serving(one_answer_then_close) as server:
+            transport = UpstreamTransport()
+            first = await post(transport, server.port, b"1")
+            await asyncio.sleep(0.2)  # the close reaches the client's socket
+            second = await post(transport, server.port, b"2")
+            await transport.aclose()
+        assert (first.content, second.content) == (b"1", b"2")
+        assert server.connections == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_stream_arrives_piece_by_piece_and_closing_it_hangs_up() -> None:
+    async def slow_stream(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server
+    ) -> None:
+        await read_request(reader)
+
+        async def watch() -> None:
+            if await reader.read() == b"":  # vLLM's cue to abort the request
+                server.closed_by_client.set()
+
+        watcher = asyncio.ensure_future(watch())
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n")
+        writer.write(b"transfer-encoding: chunked\r\n\r\n")
+        for n in range(100):
+            if server.closed_by_client.is_set():
+                break
+            event = b"data: %d\n\n" % n
+            writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        await watcher
+
+    async def scenario() -> None:
+        async with serving(slow_stream) as server:
+            transport = UpstreamTransport()
+            request = httpx.Request("POST", f"http://127.0.0.1:{server.port}/", content=b"{}")
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            response = await transport.handle_async_request(request)
+            first = b""
+            async for chunk in response.aiter_raw():
+                first = chunk
+                break
+            first_after = loop.time() - start
+            await response.aclose()
+            await asyncio.wait_for(server.closed_by_client.wait(), 3)
+            await transport.aclose()
+        assert first == b"data: 0\n\n"
+        assert first_after < 1.0  # the whole stream takes 5 s: the first event did not wait
+
+    asyncio.run(scenario())
+
+
+def test_nothing_listening_is_a_connect_error() -> None:
+    async def scenario() -> None:
+        transport = UpstreamTransport()
+        with pytest.raises(httpx.ConnectError):
+            await post(transport, free_port(), b"{}")
+        await transport.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_an_agent_that_hangs_up_mid_answer_is_a_transport_error() -> None:
+    async def half_answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server
+    ) -> None:
+        await read_request(reader)
+        writer.write(answer(b"x" * 1000)[:-500])
+        await writer.drain()
+
+    async def scenario() -> None:
+        async with serving(half_answer) as server:
+            transport = UpstreamTransport()
+            with pytest.raises(httpx.TransportError):
+                await post(transport, server.port, b"{}")
+            await transport.aclose()
+
+    asyncio.run(scenario())
