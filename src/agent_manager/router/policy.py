@@ -172,7 +172,8 @@ class Scheduler:
             self._in_flight.discard(ticket)
             self._last_activity = self._clock()
             self._released.set()
-            self._wake.set()
+            if not self._in_flight and self.idle_stop_s is not None:
+                self._wake.set()  # the idle clock starts now; otherwise the loop has no news
 
     def forget(self, agent: str) -> None:
         """The agent refused a connection: it is not running, whatever we believed."""
