@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -20,8 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import openai
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import cleanup_instance
 from tests.standin.process import free_port
@@ -185,6 +188,66 @@ def test_logs_follow_prints_the_real_log_and_keeps_following(real: Served):
     finally:
         follower.terminate()
         follower.wait(timeout=10)
+
+
+def test_the_router_relays_to_the_real_server_with_the_agents_key(real: Served):
+    """`agent-manager serve` in front of the running real server: the `openai` client sends
+    no key the agent accepts (the router adds the agent's own), streams arrive as vLLM sends
+    them, and SIGTERM leaves the agent running."""
+    port = free_port()
+    router = real.ws.popen("serve", "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert router.poll() is None, router.communicate()[0]
+            assert time.monotonic() < deadline, "the router did not answer /health"
+            try:
+                if requests.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        team = openai.OpenAI(base_url=base + "/v1", api_key="not-the-agents", max_retries=0)
+        direct = openai.OpenAI(base_url=real.ws.url() + "/v1", api_key=API_KEY, max_retries=0)
+        assert [(m.id, (m.model_extra or {}).get("state")) for m in team.models.list().data] == [
+            (AGENT, "running")  # read from Docker, not started by the router
+        ]
+
+        def chunks(client: openai.OpenAI) -> list[tuple[str, str | None]]:
+            stream = client.chat.completions.create(
+                model=AGENT,
+                messages=[{"role": "user", "content": "Say hello"}],
+                max_tokens=6,
+                stream=True,
+                extra_body={"ignore_eos": True},  # exactly 6 tokens from random weights
+            )
+            return [
+                (c.choices[0].delta.content or "", c.choices[0].finish_reason)
+                for c in stream
+                if c.choices
+            ]
+
+        through, straight = chunks(team), chunks(direct)
+        assert len(through) == len(straight) >= 6, (through, straight)
+        assert through[-1][1] == straight[-1][1] == "length"
+        answer = team.chat.completions.create(
+            model=AGENT, messages=[{"role": "user", "content": "Hi"}], max_tokens=3
+        )
+        assert answer.usage is not None and answer.usage.completion_tokens <= 3
+        metrics = requests.get(base + "/metrics", timeout=5).text
+        answered = {
+            (sample.labels["agent"], sample.labels["code"]): sample.value
+            for family in text_string_to_metric_families(metrics)
+            if family.name == "agent_manager_router_requests"
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
+        assert answered == {(AGENT, "200"): 2.0}, metrics
+    finally:
+        router.send_signal(signal.SIGTERM)
+        output = router.communicate(timeout=60)[0]
+    assert router.returncode == 0, output
+    assert requests.get(real.ws.url() + "/health", timeout=5).status_code == 200
 
 
 # The failures come after `stop`: launching another agent would stop `tiny` first.
