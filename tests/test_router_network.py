@@ -1,9 +1,10 @@
 """The router's upstream transport (router/network.py) against a real TCP server in the test.
 
 The server speaks just enough HTTP/1.1 to show what the relay relies on: kept-alive
-connections are reused, a connection the agent closed while idle is not reused, a streamed
-answer arrives piece by piece, a big answer arrives whole, a closed stream closes the
-connection (how vLLM learns to abort), and nothing listening is a ConnectError.
+connections are reused, but not once the agent closed them or they idled near vLLM's
+keep-alive limit; 40 streams at once are not capped by the pool; a streamed answer arrives
+piece by piece, a big answer whole; a closed stream closes the connection (how vLLM learns to
+abort); nothing listening is a ConnectError.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from agent_manager.router import network
 from agent_manager.router.network import UpstreamTransport
 from tests.standin.process import free_port
 
@@ -92,6 +94,24 @@ def test_kept_alive_connections_are_reused_and_bodies_arrive_whole() -> None:
         assert [r.content for r in got] == bodies
         assert {r.status_code for r in got} == {200}
         assert server.connections == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_idle_past_the_expiry_is_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM closes idle connections after 5 s; the router drops its own before that."""
+    assert network.KEEPALIVE_EXPIRY_S < 5.0  # VLLM_HTTP_TIMEOUT_KEEP_ALIVE's default
+    monkeypatch.setattr(network, "KEEPALIVE_EXPIRY_S", 0.2)
+
+    async def scenario() -> None:
+        async with serving(echo_forever) as server:
+            transport = UpstreamTransport()
+            await post(transport, server.port, b"1")
+            await post(transport, server.port, b"2")  # at once: the same connection
+            await asyncio.sleep(0.4)
+            await post(transport, server.port, b"3")
+            await transport.aclose()
+        assert server.connections == 2
 
     asyncio.run(scenario())
 
@@ -176,6 +196,41 @@ def test_a_stream_arrives_piece_by_piece_and_closing_it_hangs_up() -> None:
             await transport.aclose()
         assert first == b"data: 0\n\n"
         assert first_after < 1.0  # the whole stream takes 5 s: the first event did not wait
+
+    asyncio.run(scenario())
+
+
+def test_many_streams_at_once_each_get_a_connection() -> None:
+    """vLLM batches concurrent requests: 40 open streams must not wait for a pool slot."""
+    release = asyncio.Event()
+
+    async def held_stream(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server
+    ) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n")
+        writer.write(b"transfer-encoding: chunked\r\n\r\n6\r\ndata: \r\n")
+        await writer.drain()
+        await release.wait()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    async def scenario() -> None:
+        async with serving(held_stream) as server:
+            transport = UpstreamTransport()
+
+            async def open_stream() -> httpx.Response:
+                url = f"http://127.0.0.1:{server.port}/"
+                request = httpx.Request("POST", url, content=b"{}")
+                return await transport.handle_async_request(request)
+
+            opened = await asyncio.wait_for(asyncio.gather(*(open_stream() for _ in range(40))), 10)
+            release.set()
+            for response in opened:
+                await response.aread()
+            await transport.aclose()
+        assert [r.content for r in opened] == [b"data: "] * 40
+        assert server.connections == 40
 
     asyncio.run(scenario())
 

@@ -20,6 +20,8 @@ from typing import Any
 import httpcore
 import httpx
 
+KEEPALIVE_EXPIRY_S = 4.0
+
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
     """One connection to an agent, as asyncio's own streams (buffering, flow control)."""
@@ -143,7 +145,11 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, max_keepalive_connections: int = 256):
         self._pool = httpcore.AsyncConnectionPool(
+            max_connections=None,  # vLLM batches what it gets: the router must not cap it
             max_keepalive_connections=max_keepalive_connections,
+            # vLLM's server closes a connection idle for 5 s: drop ours first, so that a
+            # request is never sent on a connection the agent is closing.
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
             network_backend=AsyncioBackend(),
         )
 
