@@ -121,11 +121,12 @@ echo "== status"
 echo "== direct sleep/wake timings on medium (port $PORT_MEDIUM)"
 URL=http://127.0.0.1:$PORT_MEDIUM
 timed() {  # label curl-args...
-  local t0 t1
+  local label=$1 t0 t1
+  shift
   t0=$(now)
   curl -fsS -m 120 "$@" >/dev/null
   t1=$(now)
-  printf '%-34s %6s s\n' "$1" "$(secs "$t0" "$t1")"
+  printf '%-34s %6s s\n' "$label" "$(secs "$t0" "$t1")"
 }
 for level in 1 2; do
   need_time 15 "sleep level $level"
