@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import select
 import socket
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpcore
@@ -55,10 +56,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # an idle kept-alive connection: has the agent closed it?
             return self._reader.at_eof() or _readable(self._writer.get_extra_info("socket"))
-        if info in ("socket", "client_addr", "server_addr"):
-            name = {"client_addr": "sockname", "server_addr": "peername"}.get(info, info)
-            return self._writer.get_extra_info(name)
-        return None  # no TLS: agents are plain HTTP on this machine or its network
+        return None  # all the pool asks besides: "ssl_object", and agents speak plain HTTP
 
 
 def _readable(sock: socket.socket | None) -> bool:
@@ -115,11 +113,16 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
 )
 
 
-def _as_httpx(error: Exception) -> httpx.TransportError | None:
-    for core, mapped in _ERRORS:
-        if isinstance(error, core):
-            return mapped(str(error))
-    return None
+@contextmanager
+def _as_httpx() -> Iterator[None]:
+    """httpcore's errors as httpx's, which the relay catches."""
+    try:
+        yield
+    except Exception as error:
+        for core, mapped in _ERRORS:
+            if isinstance(error, core):
+                raise mapped(str(error)) from error
+        raise
 
 
 class _Body(httpx.AsyncByteStream):
@@ -127,14 +130,9 @@ class _Body(httpx.AsyncByteStream):
         self._response = response
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
+        with _as_httpx():
             async for chunk in self._response.aiter_stream():
                 yield chunk
-        except Exception as error:
-            mapped = _as_httpx(error)
-            if mapped is None:
-                raise
-            raise mapped from error
 
     async def aclose(self) -> None:
         await self._response.aclose()
@@ -143,10 +141,10 @@ class _Body(httpx.AsyncByteStream):
 class UpstreamTransport(httpx.AsyncBaseTransport):
     """httpx's transport interface on httpcore's pool with `AsyncioBackend` underneath."""
 
-    def __init__(self, max_keepalive_connections: int = 256):
+    def __init__(self) -> None:
         self._pool = httpcore.AsyncConnectionPool(
             max_connections=None,  # vLLM batches what it gets: the router must not cap it
-            max_keepalive_connections=max_keepalive_connections,
+            max_keepalive_connections=256,
             # vLLM's server closes a connection idle for 5 s: drop ours first, so that a
             # request is never sent on a connection the agent is closing.
             keepalive_expiry=KEEPALIVE_EXPIRY_S,
@@ -164,13 +162,8 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             content=request.stream,
             extensions=request.extensions,
         )
-        try:
+        with _as_httpx():
             response = await self._pool.handle_async_request(core_request)
-        except Exception as error:
-            mapped = _as_httpx(error)
-            if mapped is None:
-                raise
-            raise mapped from error
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,

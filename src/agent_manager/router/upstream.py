@@ -59,7 +59,7 @@ TIMEOUTS = httpx.Timeout(None, connect=5.0).as_dict()
 def new_client() -> httpx.AsyncBaseTransport:
     """An httpx transport, called directly: a relay needs no cookies, redirects or auth flow,
     and skipping `AsyncClient.send` halves the router's CPU per request."""
-    return UpstreamTransport(max_keepalive_connections=256)
+    return UpstreamTransport()
 
 
 @dataclass(frozen=True)
