@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agent_manager.errors import SpecError
 from agent_manager.spec.env_check import ENV_NAME, OWNED_FLAGS, check_env_entry
 from agent_manager.spec.messages import spec_error
-from agent_manager.spec.settings import SETTINGS_FILE
+from agent_manager.spec.serving import (
+    DEFAULT_IDLE_MINUTES,
+    Aliases,
+    ReasoningParser,
+    Task,
+    ToolParser,
+)
+from agent_manager.spec.sleep_bind import DEV_MODE_ENV, check_sleep_bind
 from agent_manager.spec.validate import (
     MAX_CONTEXT_TOKENS,
     MAX_NUM_SEQS,
@@ -51,8 +58,6 @@ REMOVED_SETTINGS = {
     "gguf": "vLLM 0.33 cannot serve GGUF; use an AWQ/GPTQ/FP8 checkpoint.",
 }
 
-# What `switch: sleep` sets in the container; the spec may not set it too.
-DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
 SLEEP_FIELDS = ("switch", "sleep_level")
 
 GGUF_HINT = "llama.cpp quant; vLLM 0.33 cannot serve GGUF — use an AWQ/GPTQ/FP8 checkpoint"
@@ -110,6 +115,12 @@ class AgentSpec(BaseModel):
     # mode: level 1 keeps the weights in host RAM, level 2 reloads them from disk on wake).
     switch: Literal["cold", "sleep"] = "cold"
     sleep_level: Literal[1, 2] = 1
+    # What clients reach through `serve` (spec/serving.py has the why of each).
+    tool_parser: ToolParser = Field(None, description="--tool-call-parser (none: off)")
+    reasoning_parser: ReasoningParser = Field(None, description="--reasoning-parser")
+    task: Task = Field("generate", description="generate, pooling or transcription")
+    aliases: Aliases = Field(default_factory=list, description="more names clients may ask")
+    idle_minutes: float = Field(DEFAULT_IDLE_MINUTES, ge=0, description="serve: 0 = never")
 
     @field_validator("model")
     @classmethod
@@ -328,30 +339,5 @@ def parse_spec(name: str, path: Path, text: str, defaults: dict[str, Any] | None
         spec = AgentSpec.model_validate({**inherited, **data})
     except ValidationError as exc:
         raise spec_error(path, lines, exc, list(AgentSpec.model_fields)) from None
-    _check_sleep_bind(name, path, lines, spec, from_defaults="switch" in inherited)
+    check_sleep_bind(name, path, lines, spec, from_defaults="switch" in inherited)
     return Agent(name=name, path=path, spec=spec)
-
-
-def _check_sleep_bind(
-    name: str, path: Path, lines: dict[Any, int], spec: AgentSpec, from_defaults: bool
-) -> None:
-    """Sleep mode needs vLLM's dev mode, whose endpoints no API key guards: loopback only."""
-    dev_mode = spec.switch == "sleep" or spec.env.get(DEV_MODE_ENV, "0") not in ("", "0")
-    if not dev_mode or ipaddress.ip_address(spec.bind).is_loopback:
-        return
-    where = f"{path}:{lines['bind']}" if "bind" in lines else str(path)
-    why = (
-        f"'switch: sleep' (from the workspace defaults in {SETTINGS_FILE})"
-        if from_defaults
-        else "'switch: sleep'"
-        if spec.switch == "sleep"
-        else f"env {DEV_MODE_ENV}"
-    )
-    raise SpecError(
-        f"{where}: {name} binds {spec.bind}, but {why} runs vLLM in dev mode, which serves "
-        "/sleep, /wake_up, /collective_rpc and /reset_prefix_cache without authentication "
-        "(api_key_env does not guard them): anyone who reaches the port could stop the model "
-        "or run methods in its workers.",
-        hint=f"Set 'bind: 127.0.0.1' in {path} (reach it from elsewhere through "
-        "`agent-manager serve` or an SSH tunnel), or set 'switch: cold' for this agent.",
-    )

@@ -201,6 +201,8 @@ def _dotted(name: str, table: FlagTable) -> tuple[str, Flag]:
 
 def serve_argv(agent: Agent) -> list[str]:
     """The argv after `vllm serve` (the image's entrypoint): the model first, then flags."""
+    from agent_manager.spec.serving import serving_argv
+
     spec = agent.spec
     argv = [model_argument(agent), "--served-model-name", agent.served_name]
     argv += ["--port", str(CONTAINER_PORT)]
@@ -235,6 +237,7 @@ def serve_argv(agent: Agent) -> list[str]:
         argv += ["--override-generation-config", _json(overrides)]
     if spec.speculative:
         argv += ["--speculative-config", _json(spec.speculative)]
+    argv += serving_argv(spec.tool_parser, spec.reasoning_parser, spec.task)
     return argv + list(spec.extra_args)
 
 
