@@ -1,19 +1,19 @@
-"""The router's routes, built by `build_app(config, catalog, switcher)`: no global state.
+r"""The router's routes, built by `build_app(config, catalog, switcher)`: no global state.
 
     GET  /health                  the router's own health (no key needed)
-    GET  /v1/models               every agent of the workspace, with its state
-    POST /v1/chat/completions     \
-    POST /v1/completions           > to the agent whose served name or agent name is `model`
-    POST /v1/embeddings           /
+    GET  /v1/models[/{id}]        every agent of the workspace (and alias), with its state
+    POST <every model route>      to the agent named by `model` (routes.py has the table)
+    GET  /v1/responses/{id}       \ to the agent that made the response (pinned.py)
+    POST /v1/responses/{id}/cancel/
     GET  /router/status           active agent, queue per agent, switches, last switch
     GET  /metrics                 Prometheus
+Anything else: a JSON 404 (405) in the caller's dialect (dialects.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import time
@@ -22,20 +22,25 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route as Path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agent_manager.router.cards import model_card, model_cards
 from agent_manager.router.catalog import Catalog
 from agent_manager.router.config import RouterConfig
+from agent_manager.router.dialects import dialect_of, error_response
 from agent_manager.router.metrics import CONTENT_TYPE, RouterMetrics
+from agent_manager.router.pinned import PinnedResponse
+from agent_manager.router.pins import IdSniffer, Pin, ResponsePins
 from agent_manager.router.policy import Scheduler
-from agent_manager.router.upstream import Forward, Relay, error_response, new_client
+from agent_manager.router.routes import ROUTES, Refusal, Route, prepare
+from agent_manager.router.upstream import Forward, Relay, new_client
 
 LOG = logging.getLogger("agent_manager.router")
 OPEN_PATHS = ("/health",)
-PROXIED = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 
 
 class Switcher(Protocol):
@@ -59,6 +64,8 @@ class RouterCore:
     metrics: RouterMetrics = field(init=False)
     relay: Relay | None = None
     started: float = field(default_factory=time.time)
+    pins: ResponsePins = field(default_factory=ResponsePins)
+    starts: dict[str, int] = field(default_factory=dict)  # fresh starts per agent (pins.py)
 
     def __post_init__(self) -> None:
         self.metrics = RouterMetrics(
@@ -72,9 +79,38 @@ class RouterCore:
             max_queue=config.max_queue,
             max_wait_s=config.max_wait_s,
             drain_timeout_s=config.drain_timeout_s,
-            idle_stop_s=config.idle_stop_s,
-            on_switch=self.metrics.switched,
+            idle_for=self.idle_for,
+            on_switch=self._switched,
         )
+
+    def idle_for(self, agent: str) -> float | None:
+        """Seconds without a request before `agent` stops (or sleeps): --idle-stop, else the
+        spec's idle_minutes (0: never)."""
+        if self.config.idle_stop_s is not None:
+            return self.config.idle_stop_s
+        target = self.catalog.get(agent)
+        return target.idle_s if target is not None else None
+
+    def _switched(self, agent: str, seconds: float, ok: bool) -> None:
+        self.metrics.switched(agent, seconds, ok)
+        target = self.catalog.get(agent)
+        if ok and not (target is not None and target.sleeps):
+            self.starts[agent] = self.starts.get(agent, 0) + 1  # a new process: a new memory
+
+    def pin(self, agent: str) -> Pin:
+        return Pin(agent, self.starts.get(agent, 0))
+
+    def lost_since(self, pin: Pin) -> bool:
+        """The agent that made a pinned response was stopped since (or is being stopped)."""
+        if self.starts.get(pin.agent, 0) != pin.epoch:
+            return True
+        target = self.catalog.get(pin.agent)
+        if target is not None and target.sleeps:
+            return False  # asleep or awake, the process (and its memory) lives on
+        busy = self.scheduler.busy
+        if busy is not None and busy != f"switching to {pin.agent}":
+            return True
+        return self.scheduler.active != pin.agent
 
     def begin_shutdown(self) -> None:
         """Ctrl-C / SIGTERM: refuse new requests, answer queued ones; in-flight ones finish."""
@@ -136,20 +172,28 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
         return JSONResponse({"status": "ok"})
 
     async def models(request: Request) -> Response:
-        created = int(core.started)
-        cards = [
-            {
-                "id": target.served_name,
-                "object": "model",
-                "created": created,
-                "owned_by": "agent-manager",
-                "agent": target.agent,
-                "state": core.agent_state(target.agent),
-                "max_model_len": target.max_context,
-            }
-            for target in catalog.targets()
-        ]
+        cards = model_cards(catalog, core.agent_state, int(core.started))
         return JSONResponse({"object": "list", "data": cards})
+
+    async def model(request: Request) -> Response:
+        model_id = request.path_params["model_id"]
+        card = model_card(catalog, model_id, core.agent_state, int(core.started))
+        if card is None:
+            names = ", ".join(catalog.names()) or "none"
+            message = f"The model '{model_id}' does not exist. Models: {names}."
+            return error_response(404, message, "NotFoundError", param="model")
+        return JSONResponse(card)
+
+    async def not_found(request: Request, error: Exception) -> Response:
+        status = error.status_code if isinstance(error, HTTPException) else 500
+        path = request.url.path
+        message = (
+            f"The router has no route {request.method} {path}; see docs/router.md."
+            if status == 404
+            else f"{request.method} is not allowed on {path}."
+        )
+        kind = "NotFoundError" if status == 404 else "MethodNotAllowedError"
+        return error_response(status, message, kind, dialect=dialect_of(path))
 
     async def router_status(request: Request) -> Response:
         return JSONResponse(core.status())
@@ -157,15 +201,20 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
     async def metrics(request: Request) -> Response:
         return Response(core.metrics.render(), media_type=CONTENT_TYPE)
 
-    proxies = {path: _Proxy(core, path) for path in PROXIED}
+    proxies = {path: _Proxy(core, route) for path, route in ROUTES.items()}
+    pinned = PinnedResponse(core)
     routes = [
-        Route("/health", health),
-        Route("/v1/models", models),
-        Route("/router/status", router_status),
-        Route("/metrics", metrics),
-        *(Route(path, proxy, methods=["POST"]) for path, proxy in proxies.items()),
+        Path("/health", health),
+        Path("/v1/models", models),
+        Path("/v1/models/{model_id:path}", model),
+        Path("/v1/responses/{response_id}", pinned, methods=["GET"]),
+        Path("/v1/responses/{response_id}/cancel", pinned, methods=["POST"]),
+        Path("/router/status", router_status),
+        Path("/metrics", metrics),
+        *(Path(path, proxy, methods=["POST"]) for path, proxy in proxies.items()),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    handlers = {404: not_found, 405: not_found}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.core = core
     # The hot path: proxied POSTs skip Starlette's exception middleware and route table.
     app.add_middleware(_Front, proxies=proxies)
@@ -178,45 +227,48 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
 class _Proxy:
     """The ASGI endpoint of one proxied route (plain ASGI so the relay owns the response)."""
 
-    def __init__(self, core: RouterCore, path: str):
+    def __init__(self, core: RouterCore, route: Route):
         self.core = core
-        self.path = path
+        self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.monotonic()
         body = await _body(receive)
         if body is None:  # the client left before it sent the whole body: nobody to answer
             return
-        agent, status = "-", 400
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            payload = None
-        model = payload.get("model") if isinstance(payload, dict) else None
-        if not isinstance(model, str):
-            message = "The body must be a JSON object with a 'model' naming an agent."
-            await error_response(400, message, "BadRequestError")(scope, receive, send)
-        elif (target := self.core.catalog.find(model)) is None:
-            status = 404
-            names = ", ".join(self.core.catalog.names()) or "none"
-            message = f"The model '{model}' does not exist. Models: {names}."
-            await error_response(404, message, "NotFoundError")(scope, receive, send)
+        core, route = self.core, self.route
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        prepared = prepare(route, body, content_type, core.catalog)
+        if isinstance(prepared, Refusal):
+            agent, status = prepared.agent, prepared.status
+            refusal = error_response(
+                status, prepared.message, prepared.kind, param=prepared.param, dialect=route.dialect
+            )
+            await refusal(scope, receive, send)
         else:
-            agent = target.agent
-            if self.core.config.debug:
+            agent = prepared.target.agent
+            if core.config.debug:
                 LOG.debug("request for %s: %s", agent, body.decode(errors="replace"))
-            assert self.core.relay is not None
-            stream = payload.get("stream") is True
-            forward = Forward(target, self.path, body, stream)
-            status = await self.core.relay.handle(forward, scope, receive, send)
-        self.core.metrics.requests.labels(agent, str(status)).inc()
-        LOG.info(
-            "POST %s model=%s -> %d in %.0f ms",
-            self.path,
-            agent,
-            status,
-            (time.monotonic() - start) * 1000,
-        )
+            sniff = None
+            if route.path == "/v1/responses":
+                pin = core.pin(agent)
+                sniff = IdSniffer(lambda response_id: core.pins.pin(response_id, pin))
+            forward = Forward(
+                prepared.target, route.path, prepared.body, prepared.stream, route.dialect,
+                sniff=sniff,
+            )  # fmt: skip
+            assert core.relay is not None
+            status = await core.relay.handle(forward, scope, receive, send)
+        core.metrics.requests.labels(agent, str(status)).inc()
+        if core.config.access_log:
+            LOG.info(
+                "POST %s model=%s -> %d in %.0f ms",
+                route.path,
+                agent,
+                status,
+                (time.monotonic() - start) * 1000,
+            )
 
 
 class _Front:
@@ -246,7 +298,10 @@ class _Front:
             LOG.exception("the router failed on POST %s", scope["path"])
             if not started:
                 message = "The router failed on this request; see its log."
-                await error_response(500, message, "InternalServerError")(scope, receive, send)
+                failed = error_response(
+                    500, message, "InternalServerError", dialect=dialect_of(scope["path"])
+                )
+                await failed(scope, receive, send)
 
 
 async def _body(receive: Receive) -> bytes | None:
@@ -277,6 +332,9 @@ class _RequireKey:
             await self.app(scope, receive, send)
             return
         response = error_response(
-            401, "Missing or wrong API key for this router.", "AuthenticationError"
+            401,
+            "Missing or wrong API key for this router.",
+            "AuthenticationError",
+            dialect=dialect_of(scope["path"]),
         )
         await response(scope, receive, send)

@@ -113,6 +113,7 @@ class Scheduler:
         max_wait_s: float = 600.0,
         drain_timeout_s: float = 60.0,
         idle_stop_s: float | None = None,
+        idle_for: Callable[[str], float | None] | None = None,
         on_switch: SwitchListener | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -121,7 +122,9 @@ class Scheduler:
         self.max_queue = max_queue
         self.max_wait_s = max_wait_s
         self.drain_timeout_s = drain_timeout_s
-        self.idle_stop_s = idle_stop_s
+        # Seconds without a request before the active agent stops; per agent (its spec).
+        self.idle_for = idle_for or (lambda agent: idle_stop_s)
+        self._untimed = False  # the loop waits with no idle clock: a release must wake it
         self._on_switch = on_switch
         self._clock = clock
         self.active: str | None = None
@@ -172,7 +175,7 @@ class Scheduler:
             self._in_flight.discard(ticket)
             self._last_activity = self._clock()
             self._released.set()
-            if not self._in_flight and self.idle_stop_s is not None:
+            if not self._in_flight and self._untimed:
                 self._wake.set()  # the idle clock starts now; otherwise the loop has no news
 
     def forget(self, agent: str) -> None:
@@ -229,8 +232,12 @@ class Scheduler:
             if idle_left is not None and idle_left <= 0:
                 await self._stop_idle()
                 continue
+            # A timed wait re-reads the idle clock when it ends: requests released meanwhile
+            # need not wake the loop (one wake-up per request costs CPU on the hot path).
+            self._untimed = idle_left is None
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), idle_left)
+            self._untimed = False
 
     def close(self, reason: str) -> None:
         """Shutting down: refuse new requests and answer every queued one with 503."""
@@ -280,9 +287,12 @@ class Scheduler:
         return max(1.0, round(last))
 
     def _idle_left(self) -> float | None:
-        if self.idle_stop_s is None or self.active is None or self._in_flight:
+        if self.active is None or self._in_flight:
             return None
-        return self.idle_stop_s - (self._clock() - self._last_activity)
+        limit = self.idle_for(self.active)
+        if limit is None:
+            return None
+        return limit - (self._clock() - self._last_activity)
 
     async def _serve(self, agent: str) -> None:
         if agent != self.active:

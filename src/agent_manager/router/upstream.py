@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 import httpx
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from agent_manager.router.catalog import Target
+from agent_manager.router.dialects import OPENAI, Dialect, error_response, sse_error
 from agent_manager.router.metrics import RouterMetrics
 from agent_manager.router.network import UpstreamTransport
 from agent_manager.router.policy import RouterError, Scheduler, Ticket
@@ -31,25 +30,6 @@ FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "user-agent")
 FORWARDED_RESPONSE_HEADERS = ("content-type",)
 _RETRY = -1  # the agent refused the connection before anything was sent: ask again
 CLIENT_GONE = 499  # nginx's "client closed request", for the log and metrics only
-
-
-def error_body(status: int, message: str, kind: str, param: str | None = None) -> dict[str, Any]:
-    """OpenAI's error shape, as the `openai` client reads it."""
-    return {"error": {"message": message, "type": kind, "param": param, "code": status}}
-
-
-def error_response(
-    status: int, message: str, kind: str, retry_after: float | None = None
-) -> Response:
-    headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else None
-    return JSONResponse(error_body(status, message, kind), status_code=status, headers=headers)
-
-
-def sse_error(status: int, message: str) -> bytes:
-    """The last event of a stream the router had to end (vLLM ends failed streams alike)."""
-    return (
-        f"data: {json.dumps(error_body(status, message, 'ServiceUnavailableError'))}\n\n".encode()
-    )
 
 
 # No read timeout: a long generation is not a failure. Connect fails fast: nothing listens.
@@ -70,6 +50,9 @@ class Forward:
     path: str
     body: bytes
     stream: bool
+    dialect: Dialect = OPENAI  # of the router's own errors
+    method: str = "POST"
+    sniff: Callable[[bytes], None] | None = None  # sees the answer's body (response ids)
 
 
 class _TrackedSend:
@@ -102,7 +85,11 @@ class Relay:
                 ticket = await self.scheduler.acquire(target.agent)
             except RouterError as error:
                 response = error_response(
-                    error.status, error.message, error.kind, error.retry_after
+                    error.status,
+                    error.message,
+                    error.kind,
+                    error.retry_after,
+                    dialect=forward.dialect,
                 )
                 await response(scope, receive, send)
                 return error.status
@@ -118,7 +105,10 @@ class Relay:
                 break
         message = f"{target.agent} does not accept connections at {target.url}."
         hint = f" See `agent-manager status` and `agent-manager logs {target.agent}`."
-        await error_response(503, message + hint, "ServiceUnavailableError")(scope, receive, send)
+        failed = error_response(
+            503, message + hint, "ServiceUnavailableError", dialect=forward.dialect
+        )
+        await failed(scope, receive, send)
         return 503
 
     async def _exchange(
@@ -144,11 +134,12 @@ class Relay:
         if not ticket.cancelled.is_set() or status == _RETRY:
             return status
         if tracked.status is None:  # cancelled before the agent answered
-            await error_response(503, ticket.reason, "ServiceUnavailableError")(
-                scope, receive, send
-            )
+            await error_response(
+                503, ticket.reason, "ServiceUnavailableError", dialect=forward.dialect
+            )(scope, receive, send)
             return 503
-        await send({"type": "http.response.body", "body": sse_error(503, ticket.reason)})
+        ended = sse_error(503, ticket.reason, forward.dialect)
+        await send({"type": "http.response.body", "body": ended, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return tracked.status
 
@@ -156,7 +147,7 @@ class Relay:
         target = forward.target
         headers = _upstream_headers(scope, target)
         request = httpx.Request(
-            "POST",
+            forward.method,
             _url(target.url, forward.path),
             content=forward.body,
             headers=headers,
@@ -169,18 +160,20 @@ class Relay:
             return _RETRY
         except httpx.HTTPError as error:
             message = f"{target.agent} did not answer: {type(error).__name__}: {error}"
-            await error_response(502, message, "BadGatewayError")(scope, receive, send)
+            failed = error_response(502, message, "BadGatewayError", dialect=forward.dialect)
+            await failed(scope, receive, send)
             return 502
         self.metrics.upstream_seconds.labels(target.agent).observe(time.monotonic() - start)
         kept = {k: v for k, v in upstream.headers.items() if k in FORWARDED_RESPONSE_HEADERS}
         try:
             if upstream.headers.get("content-type", "").startswith("text/event-stream"):
-                stream = StreamingResponse(
-                    _chunks(upstream, target.agent), upstream.status_code, headers=kept
-                )
+                chunks = _chunks(upstream, target.agent, forward.dialect, forward.sniff)
+                stream = StreamingResponse(chunks, upstream.status_code, headers=kept)
                 await stream(scope, receive, send)
             else:
                 content = b"".join([chunk async for chunk in upstream.aiter_raw()])
+                if forward.sniff is not None:
+                    forward.sniff(content)
                 if self.debug:
                     LOG.debug(
                         "response from %s: %s", target.agent, content.decode(errors="replace")
@@ -204,12 +197,20 @@ async def _cancel_on_disconnect(
         scope.cancel()
 
 
-async def _chunks(upstream: httpx.Response, agent: str) -> AsyncIterator[bytes]:
+async def _chunks(
+    upstream: httpx.Response,
+    agent: str,
+    dialect: Dialect,
+    sniff: Callable[[bytes], None] | None,
+) -> AsyncIterator[bytes]:
     try:
         async for chunk in upstream.aiter_raw():
+            if sniff is not None:
+                sniff(chunk)
             yield chunk
     except httpx.HTTPError as error:
-        yield sse_error(502, f"{agent} stopped answering mid-stream ({type(error).__name__}).")
+        message = f"{agent} stopped answering mid-stream ({type(error).__name__})."
+        yield sse_error(502, message, dialect)
 
 
 @functools.lru_cache(maxsize=256)
