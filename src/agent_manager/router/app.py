@@ -252,8 +252,8 @@ class _Proxy:
                 LOG.debug("request for %s: %s", agent, body.decode(errors="replace"))
             sniff = None
             if route.path == "/v1/responses":
-                pin = core.pin(agent)
-                sniff = IdSniffer(lambda response_id: core.pins.pin(response_id, pin))
+                # Read while the request holds its agent: the epoch is the one that answers.
+                sniff = IdSniffer(lambda response_id: core.pins.pin(response_id, core.pin(agent)))
             forward = Forward(
                 prepared.target, route.path, prepared.body, prepared.stream, route.dialect,
                 sniff=sniff,
