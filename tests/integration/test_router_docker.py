@@ -261,3 +261,42 @@ def test_the_router_switches_hot_between_sleep_agents_and_never_routes_to_a_slee
         assert container_ids(ws) == ids  # woken, never restarted
         assert counts(ws, "po")["loads"] == 1 and counts(ws, "architect")["loads"] == 1
         assert counts(ws, "po")["wakes"] == 2
+
+
+def test_every_route_reaches_its_agent_with_one_switch_and_a_pinned_id_dies_with_its_agent(
+    standin_workspace: StandinWorkspace,
+) -> None:
+    """By the alias `dev` (agents/developer.yaml): every generate route reaches developer with
+    `model` rewritten, after one switch; an embeddings call to a chat agent is refused before
+    any switch; a response id made by developer is a 404 saying so once po took the GPU."""
+    bodies = {
+        "/v1/chat/completions": {"messages": PROMPT, "max_tokens": 2},
+        "/v1/completions": {"prompt": "plan", "max_tokens": 2},
+        "/v1/responses": {"input": "plan", "max_output_tokens": 2},
+        "/v1/messages": {"messages": PROMPT, "max_tokens": 2},
+        "/v1/messages/count_tokens": {"messages": PROMPT},
+        "/v1/chat/completions/batch": {"messages": [PROMPT]},
+        "/tokenize": {"prompt": "plan the sprint"},
+        "/detokenize": {"tokens": [1, 2]},
+    }
+    with running_router() as router, watching_containers() as peak:
+        for path, body in bodies.items():
+            answer = httpx.post(router.url + path, json={"model": "dev", **body}, timeout=120)
+            assert answer.status_code == 200, (path, answer.text)
+            assert answer.json().get("model", "developer") == "developer", path
+        assert router.status()["switches"] == 1
+        made = httpx.post(
+            router.url + "/v1/responses", json={"model": "dev", "input": "plan"}
+        ).json()
+        assert httpx.get(f"{router.url}/v1/responses/{made['id']}").status_code == 200
+        refused = httpx.post(router.url + "/v1/embeddings", json={"model": "po", "input": "x"})
+        assert refused.status_code == 400 and "'task: pooling'" in refused.text
+        nowhere = httpx.post(router.url + "/v1/nowhere", json={"model": "po"})
+        assert nowhere.status_code == 404 and nowhere.json()["error"]["code"] == 404
+        assert router.status()["switches"] == 1  # neither refusal switched
+        assert ask(router.client(), "po")
+        gone = httpx.get(f"{router.url}/v1/responses/{made['id']}")
+        assert gone.status_code == 404
+        assert "was made by developer, which has been stopped since" in gone.text
+        assert router.status()["switches"] == 2
+    assert peak[0] == 1

@@ -56,6 +56,9 @@ def _render_list(result: AgentList) -> None:
         )
     console.print(table)
     for row in result.agents:
+        if row.aliases:
+            console.print(f"{row.name}: also answers to {', '.join(row.aliases)}", markup=False)
+    for row in result.agents:
         if row.switch != "cold":
             console.print(f"{row.name}: switch {row.switch}; {row.asleep or 'awake or stopped'}",
                           markup=False)  # fmt: skip

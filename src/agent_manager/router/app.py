@@ -134,6 +134,10 @@ class RouterCore:
                 "outcome": last.message,
             },
             "uptime_s": round(time.time() - self.started, 1),
+            "idle": {
+                "after_s": self.idle_for(scheduler.active) if scheduler.active else None,
+                "left_s": scheduler.idle_left(),
+            },
         }
 
     def agent_state(self, agent: str) -> str:

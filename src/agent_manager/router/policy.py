@@ -218,6 +218,11 @@ class Scheduler:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    def idle_left(self) -> float | None:
+        """Seconds until the active agent is stopped for idleness (None: it will not be)."""
+        left = self._idle_left()
+        return None if left is None else round(max(0.0, left), 1)
+
     # ------------------------------------------------------------------ the loop
 
     async def run(self) -> None:

@@ -27,6 +27,11 @@ class AgentRow(BaseModel):
     model_cache: CacheState  # complete: the container starts offline (HF_HUB_OFFLINE=1)
     switch: str = "cold"  # cold, or "sleep (level N)"
     asleep: str | None = None  # `asleep (level 1, 5.2 GiB in host RAM)` while it sleeps
+    aliases: list[str] = []  # more names clients may send as `model`
+    task: str = "generate"
+    tool_parser: str | None = None
+    reasoning_parser: str | None = None
+    idle_minutes: float = 30.0  # `serve` stops (or sleeps) it after this long idle; 0 = never
 
 
 class AgentList(BaseModel):
@@ -61,6 +66,11 @@ def collect_agent_list(ws: Workspace) -> AgentList:
                 model_cache=cache_state(agent),
                 switch="cold" if spec.switch == "cold" else f"sleep (level {spec.sleep_level})",
                 asleep=asleep.get(agent.name),
+                aliases=list(spec.aliases),
+                task=spec.task,
+                tool_parser=spec.tool_parser,
+                reasoning_parser=spec.reasoning_parser,
+                idle_minutes=spec.idle_minutes,
             )
         )
     return AgentList(
