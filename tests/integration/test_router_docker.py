@@ -300,3 +300,26 @@ def test_every_route_reaches_its_agent_with_one_switch_and_a_pinned_id_dies_with
         assert "was made by developer, which has been stopped since" in gone.text
         assert router.status()["switches"] == 2
     assert peak[0] == 1
+
+
+def test_an_idle_sleep_agent_is_put_to_sleep_and_woken_by_the_next_request(
+    standin_workspace: StandinWorkspace, cli: Callable[..., CliResult]
+) -> None:
+    from tests.integration.test_hot_switch_docker import asleep, counts, make_sleepy
+
+    ws = standin_workspace
+    make_sleepy(ws, cli, "po")
+    path = ws.root / "agents" / "po.yaml"
+    path.write_text(path.read_text() + "idle_minutes: 0.02\n")  # 1.2 s, from the spec
+    assert cli("compose").code == 0
+    with running_router() as router:
+        client = router.client()
+        assert ask(client, "po")
+        assert router.status()["idle"]["after_s"] == pytest.approx(1.2)
+        deadline = time.monotonic() + 30
+        while not asleep(ws, "po"):
+            assert time.monotonic() < deadline, "the idle sleep agent was not put to sleep"
+            time.sleep(0.2)
+        assert [agent for agent, state in our_containers() if state == "running"] == ["po"]
+        assert ask(client, "po")
+        assert counts(ws, "po")["loads"] == 1 and counts(ws, "po")["wakes"] == 1

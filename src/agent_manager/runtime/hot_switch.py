@@ -202,6 +202,24 @@ def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set
     return staying
 
 
+def sleep_idle(ws: Workspace, name: str, say: Say) -> bool:
+    """Put the awake sleep agent `name` to sleep (`serve`'s idle timeout); False when it is
+    not one that can sleep now (the caller stops it instead)."""
+    containers = docker_adapter.get_docker().list_agent_containers()
+    candidates = [c for c in sleep_agents(ws, containers) if c.agent.name == name]
+    if not candidates:
+        return False
+    if candidates[0].asleep:
+        return True
+    others = [c.agent.name for c in sleep_agents(ws, containers) if c.asleep]
+    try:
+        _sleep_one(ws, candidates[0], say, others)
+    except SleepFailed as failed:
+        say(f"{failed.message} Stopping it instead.")
+        return False
+    return True
+
+
 def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) -> None:
     """Sleep one agent, confirmed, and record what vLLM says it freed and still uses;
     `sleeping` are the agents already asleep on the card (their share of vLLM's Y)."""
