@@ -118,3 +118,9 @@ def test_a_model_name_two_agents_answer_to_is_refused(workspace: Path, po_extra:
     assert "po.yaml" in caught.value.message
     with pytest.raises(SpecError):  # also when only one agent is named
         load_agents(Workspace(workspace, "test"), ["po"])
+
+
+def test_router_only_fields_leave_the_container_current():
+    plain = parsed()
+    assert parsed("aliases: [gpt-4o]\nidle_minutes: 5\n").spec_hash() == plain.spec_hash()
+    assert parsed("tool_parser: hermes\n").spec_hash() != plain.spec_hash()

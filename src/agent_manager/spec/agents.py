@@ -18,6 +18,7 @@ from agent_manager.spec.env_check import ENV_NAME, OWNED_FLAGS, check_env_entry
 from agent_manager.spec.messages import spec_error
 from agent_manager.spec.serving import (
     DEFAULT_IDLE_MINUTES,
+    ROUTER_ONLY,
     Aliases,
     ReasoningParser,
     Task,
@@ -320,7 +321,8 @@ class Agent:
 
     def spec_hash(self) -> str:
         # Defaults left out: a new field with a default does not make running agents stale.
-        spec = self.spec.model_dump(mode="json", exclude_defaults=True)
+        # Fields only the router reads (aliases, idle) do not change what the container runs.
+        spec = self.spec.model_dump(mode="json", exclude_defaults=True, exclude=ROUTER_ONLY)
         canonical = json.dumps({"agent": self.name, "spec": spec}, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

@@ -26,6 +26,7 @@ Task = Literal["generate", "pooling", "transcription"]
 # Minutes without a request before `serve` stops (or puts to sleep) the agent; 0 = never.
 # 30: a cold start costs 30-120 s on vLLM (Ollama's 5 min suits loads of a few seconds).
 DEFAULT_IDLE_MINUTES = 30.0
+ROUTER_ONLY = {"aliases", "idle_minutes"}  # not in the container: left out of the spec hash
 _ALIAS = re.compile(r"^[\w./:-]{1,128}$")
 
 
