@@ -22,13 +22,8 @@ from agent_manager.adapters.containers import (
 )
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.env_check import REFERENCE, SECRET_ENV
-from agent_manager.spec.vllm_args import (
-    CONTAINER_PORT,
-    VLLM_VERSION,
-    image_ref,
-    model_argument,
-    serve_argv,
-)
+from agent_manager.spec.serve_argv import image_ref, model_argument, serve_argv
+from agent_manager.spec.vllm_args import CONTAINER_PORT, VLLM_VERSION
 
 SERVICE = "vllm"
 VLLM_CACHE_VOLUME = "agent-manager-vllm-cache"
