@@ -12,8 +12,9 @@ import pytest
 from agent_manager.errors import SpecError
 from agent_manager.spec.agents import parse_spec
 from agent_manager.spec.loader import load_agents
+from agent_manager.spec.serve_argv import serve_argv
 from agent_manager.spec.serving import DEFAULT_IDLE_MINUTES
-from agent_manager.spec.vllm_args import check_flags, serve_argv
+from agent_manager.spec.vllm_args import check_flags
 from agent_manager.spec.workspace import Workspace
 
 BASE = "model: Qwen/Qwen2.5-7B-Instruct-AWQ\nport: 8002\n"

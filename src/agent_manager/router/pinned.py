@@ -3,15 +3,24 @@ made the response (pins.py), or a 404 that says why when that agent was stopped 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from starlette.types import Receive, Scope, Send
 
+from agent_manager.router.catalog import Catalog
 from agent_manager.router.dialects import error_response
-from agent_manager.router.upstream import Forward
+from agent_manager.router.pins import Pin, ResponsePins
+from agent_manager.router.upstream import Forward, Relay
 
-if TYPE_CHECKING:
-    from agent_manager.router.app import RouterCore
+
+class RouterCore(Protocol):
+    """What the routes need of the router (real: `app.RouterCore`)."""
+
+    catalog: Catalog
+    pins: ResponsePins
+    relay: Relay | None
+
+    def lost_since(self, pin: Pin) -> bool: ...
 
 
 class PinnedResponse:

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent_manager.errors import SpecError
 from agent_manager.spec.settings import SETTINGS_FILE
-
-if TYPE_CHECKING:
-    from agent_manager.spec.agents import AgentSpec
 
 # What `switch: sleep` sets in the container; the spec may not set it too.
 DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
 
 
 def check_sleep_bind(
-    name: str, path: Path, lines: dict[Any, int], spec: AgentSpec, from_defaults: bool
+    name: str,
+    path: Path,
+    lines: dict[Any, int],
+    spec: Any,  # an AgentSpec (spec/agents.py imports this module)
+    from_defaults: bool,
 ) -> None:
     """Sleep mode needs vLLM's dev mode, whose endpoints no API key guards: loopback only."""
     dev_mode = spec.switch == "sleep" or spec.env.get(DEV_MODE_ENV, "0") not in ("", "0")
