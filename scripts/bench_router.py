@@ -303,7 +303,9 @@ def main() -> int:
             assert client.post(router + "/v1/chat/completions", json=body).status_code == 200
             rust_router = subprocess.Popen(
                 [VLLM_ROUTER, "--host", "127.0.0.1", "--port", str(rust_port), "--policy",
-                 "round_robin", "--worker-urls", direct],
+                 "round_robin", "--worker-urls", direct,
+                 # its metrics listener defaults to 29000, which may be taken
+                 "--prometheus-port", str(free_port()), "--prometheus-host", "127.0.0.1"],
                 stdout=rust_log,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
