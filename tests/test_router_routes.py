@@ -163,3 +163,26 @@ def test_models_lists_aliases_and_only_integer_lengths(team: Team):
     assert one["id"] == "gpt-4o" and one["agent"] == "po"
     missing = httpx.get(team.router.url + "/v1/models/nobody")
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "model"
+
+
+def test_the_anthropic_sdk_speaks_to_the_router_with_its_own_key_header(
+    standins: dict[str, StandinProcess], monkeypatch: pytest.MonkeyPatch
+):
+    import anthropic
+
+    monkeypatch.setenv("TEAM_KEY", "team-secret")
+    targets = [Target("po", "product-owner", standins["po"].url, None, 32768)]
+    config = RouterConfig(api_key_env="TEAM_KEY")
+    app = build_app(config, Catalog(lambda: targets), FakeSwitcher(seconds=0.0))
+    with serving(app) as router:
+        client = anthropic.Anthropic(base_url=router.url, api_key="team-secret", max_retries=0)
+        message = client.messages.create(model="po", max_tokens=3, messages=MESSAGES)  # type: ignore[arg-type]
+        assert message.model == "product-owner" and message.content[0].type == "text"
+        counted = client.messages.count_tokens(model="po", messages=MESSAGES)  # type: ignore[arg-type]
+        assert counted.input_tokens > 0
+        with pytest.raises(anthropic.NotFoundError) as missing:
+            client.messages.create(model="nobody", max_tokens=3, messages=MESSAGES)  # type: ignore[arg-type]
+        assert "The model 'nobody' does not exist" in str(missing.value)
+        wrong = anthropic.Anthropic(base_url=router.url, api_key="wrong", max_retries=0)
+        with pytest.raises(anthropic.AuthenticationError):
+            wrong.messages.create(model="po", max_tokens=3, messages=MESSAGES)  # type: ignore[arg-type]

@@ -321,7 +321,8 @@ async def _body(receive: Receive) -> bytes | None:
 
 
 class _RequireKey:
-    """Every route but /health needs `Authorization: Bearer <the router's key>`."""
+    """Every route but /health needs `Authorization: Bearer <the router's key>` (or, as
+    Anthropic's clients send it, `x-api-key: <key>`)."""
 
     def __init__(self, app: ASGIApp, key: str):
         self.app = app
@@ -331,8 +332,12 @@ class _RequireKey:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if secrets.compare_digest(given, b"Bearer " + self.key):
+        headers = dict(scope["headers"])
+        given = headers.get(b"authorization", b"")
+        # The `anthropic` SDK sends its key as x-api-key.
+        if secrets.compare_digest(given, b"Bearer " + self.key) or secrets.compare_digest(
+            headers.get(b"x-api-key", b""), self.key
+        ):
             await self.app(scope, receive, send)
             return
         response = error_response(
