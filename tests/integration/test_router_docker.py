@@ -76,7 +76,8 @@ def test_models_then_po_architect_po_makes_two_switches_and_never_two_agents(
     with running_router() as router, watching_containers() as peak:
         client = router.client()
         listed = {m.id: m for m in client.models.list().data}
-        assert sorted(listed) == ["architect", "developer", "po"]
+        # developer's alias `dev` (agents/developer.yaml) has its own card
+        assert sorted(listed) == ["architect", "dev", "developer", "po"]
         assert all(m.model_extra and m.model_extra["state"] == "stopped" for m in listed.values())
         assert ask(client, "po") and ask(client, "architect") and ask(client, "po")
         status = router.status()
