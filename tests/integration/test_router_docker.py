@@ -163,7 +163,7 @@ def test_a_full_queue_gives_429_with_retry_after_and_an_unknown_model_404(
         with pytest.raises(openai.NotFoundError) as unknown:
             ask(client, "qa")
         assert "The model 'qa' does not exist" in unknown.value.message
-        assert "architect, developer, po" in unknown.value.message
+        assert "architect, dev, developer, po" in unknown.value.message
         with ThreadPoolExecutor(max_workers=1) as pool:
             first = pool.submit(ask, client, "po")  # waits while po starts
             deadline = time.monotonic() + 10
