@@ -173,11 +173,13 @@ def test_the_openai_agents_sdk_runs_an_agent_with_a_tool_through_serve(served: S
     from agents import (
         Agent,
         ModelSettings,
+        OpenAIChatCompletionsModel,
         OpenAIResponsesModel,
         Runner,
         function_tool,
         set_tracing_disabled,
     )
+    from agents.exceptions import ModelBehaviorError
 
     set_tracing_disabled(True)  # its traces would go to api.openai.com
 
@@ -187,19 +189,30 @@ def test_the_openai_agents_sdk_runs_an_agent_with_a_tool_through_serve(served: S
         return f"sunny in {city}"
 
     client = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
-    agent = Agent(
-        name="helper",
-        instructions="Answer briefly; use tools when useful.",
-        tools=[get_weather],
-        model=OpenAIResponsesModel(model=ALIAS, openai_client=client),
-        model_settings=ModelSettings(max_tokens=8),
-    )
 
-    async def run() -> str:
-        result = await Runner.run(agent, "What is the weather in Paris?", max_turns=3)
+    def agent(model: object) -> Agent:
+        return Agent(
+            name="helper",
+            instructions="Answer briefly; use tools when useful.",
+            tools=[get_weather],
+            model=model,  # type: ignore[arg-type]
+            model_settings=ModelSettings(max_tokens=8),
+        )
+
+    async def run(model: object) -> str:
+        result = await Runner.run(agent(model), "What is the weather in Paris?", max_turns=3)
         return str(result.final_output)
 
-    assert isinstance(asyncio.run(run()), str)
+    chat = OpenAIChatCompletionsModel(model=ALIAS, openai_client=client)
+    assert asyncio.run(run(chat))  # the text random weights wrote, cut at 8 tokens
+    # The SDK's default, the Responses API: random weights never end an answer by themselves,
+    # and the SDK calls a `response.incomplete` (max_output_tokens) a model error. Reaching
+    # that verdict means the tools request streamed through the router and back whole.
+    responses = OpenAIResponsesModel(model=ALIAS, openai_client=client)
+    try:
+        assert asyncio.run(run(responses))
+    except ModelBehaviorError as error:
+        assert "max_output_tokens" in str(error), error
 
 
 def test_tokenize_through_the_router(served: Served):
