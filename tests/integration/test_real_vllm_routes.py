@@ -170,6 +170,8 @@ def test_a_chat_request_with_tools_and_auto_choice_is_accepted(served: Served):
 
 
 def test_the_openai_agents_sdk_runs_an_agent_with_a_tool_through_serve(served: Served):
+    from agents.exceptions import ModelBehaviorError
+
     from agents import (
         Agent,
         ModelSettings,
@@ -179,7 +181,6 @@ def test_the_openai_agents_sdk_runs_an_agent_with_a_tool_through_serve(served: S
         function_tool,
         set_tracing_disabled,
     )
-    from agents.exceptions import ModelBehaviorError
 
     set_tracing_disabled(True)  # its traces would go to api.openai.com
 
