@@ -115,7 +115,7 @@ def test_the_agent_name_and_the_alias_reach_the_served_name(served: Served):
         answer = client.chat.completions.create(model=name, messages=HELLO, max_tokens=2)
         assert answer.model == SERVED  # vLLM answered as the served name: `model` was rewritten
     listed = {m.id: m.model_extra for m in client.models.list().data}
-    assert listed[SERVED]["state"] == "running" and listed[ALIAS]["alias_of"] == SERVED
+    assert listed[SERVED]["state"] == "ready" and listed[ALIAS]["alias_of"] == SERVED
 
 
 def test_responses_create_plain_and_streamed(served: Served):

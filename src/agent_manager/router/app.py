@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as Path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agent_manager.observe.state import AgentState
 from agent_manager.router.cards import model_card, model_cards
 from agent_manager.router.catalog import Catalog
 from agent_manager.router.config import RouterConfig
@@ -108,8 +109,8 @@ class RouterCore:
         if target is not None and target.sleeps:
             return False  # asleep or awake, the process (and its memory) lives on
         busy = self.scheduler.busy
-        if busy is not None and busy != f"switching to {pin.agent}":
-            return True
+        if busy is not None and not (busy.action == "switching to" and busy.agent == pin.agent):
+            return True  # the agent is being stopped, or another takes the GPU from it
         return self.scheduler.active != pin.agent
 
     def begin_shutdown(self) -> None:
@@ -121,7 +122,7 @@ class RouterCore:
         last = scheduler.last_switch
         return {
             "active": scheduler.active,
-            "busy": scheduler.busy,
+            "busy": None if scheduler.busy is None else str(scheduler.busy),
             "queue": {t.agent: scheduler.queued(t.agent) for t in self.catalog.targets()},
             "in_flight": scheduler.in_flight(),
             "switches": scheduler.switches,
@@ -140,14 +141,19 @@ class RouterCore:
             },
         }
 
-    def agent_state(self, agent: str) -> str:
-        if self.scheduler.busy == f"switching to {agent}":
-            return "starting"
+    def state_name(self, agent: str) -> str:
+        return self.agent_state(agent).value
+
+    def agent_state(self, agent: str) -> AgentState:
+        """The agent's state as the router knows it, in the vocabulary `status` shows."""
+        busy = self.scheduler.busy
+        if busy is not None and busy.agent == agent:
+            return AgentState.STARTING if busy.action == "switching to" else AgentState.STOPPING
         if self.scheduler.active == agent:
-            return "running"
+            return AgentState.READY
         if agent in self.switcher.asleep():
-            return "asleep"
-        return "stopped"
+            return AgentState.ASLEEP
+        return AgentState.STOPPED
 
 
 def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Starlette:
@@ -176,12 +182,12 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
         return JSONResponse({"status": "ok"})
 
     async def models(request: Request) -> Response:
-        cards = model_cards(catalog, core.agent_state, int(core.started))
+        cards = model_cards(catalog, core.state_name, int(core.started))
         return JSONResponse({"object": "list", "data": cards})
 
     async def model(request: Request) -> Response:
         model_id = request.path_params["model_id"]
-        card = model_card(catalog, model_id, core.agent_state, int(core.started))
+        card = model_card(catalog, model_id, core.state_name, int(core.started))
         if card is None:
             names = ", ".join(catalog.names()) or "none"
             message = f"The model '{model_id}' does not exist. Models: {names}."
