@@ -15,6 +15,7 @@ from functools import cache
 from typing import Protocol
 
 from agent_manager.adapters.compose import ComposeProcess
+from agent_manager.errors import DockerUnavailableError
 from agent_manager.spec.workspace import Workspace
 
 DOCKER_DOWN_HINT = (
@@ -22,6 +23,24 @@ DOCKER_DOWN_HINT = (
     "`docker info` works for your user (add yourself to the 'docker' group, then log in again)."
 )
 PROJECT_LABEL = "com.docker.compose.project"
+DOCKER_SILENT = "Docker is not answering"
+_DOCKER_TRANSPORT = frozenset({"docker", "requests", "urllib3"})
+
+
+def is_docker_fault(error: BaseException) -> bool:
+    """An error of docker-py or of the HTTP stack under it (the socket gone, a hung daemon):
+    the engine did not answer, whatever urllib3's wording."""
+    return any(cls.__module__.split(".")[0] in _DOCKER_TRANSPORT for cls in type(error).__mro__)
+
+
+def docker_fault(error: BaseException) -> DockerUnavailableError:
+    """A docker-py failure in words; only the error's type name of the raw text."""
+    name = type(error).__name__
+    hung = "timeout" in name.lower() or "timed out" in str(error)
+    return DockerUnavailableError(
+        f"{DOCKER_SILENT} ({'no answer in time' if hung else 'connection lost'}: {name}).",
+        hint=DOCKER_DOWN_HINT,
+    )
 
 
 @dataclass(frozen=True)

@@ -51,9 +51,10 @@ class WaitTimedOut(RouterError):
 class SwitchFailed(RouterError):
     """The agent did not start; every request queued for it gets this diagnosis."""
 
-    def __init__(self, agent: str, summary: str, fix: str | None):
+    def __init__(self, agent: str, summary: str, fix: str | None, kept: bool = False):
         text = f"{agent} did not start: {summary}"
         super().__init__(f"{text} {fix}" if fix else text)
+        self.kept = kept  # Docker failed the switch: the running agent is left serving
         self.agent = agent
         self.summary = summary
         self.fix = fix
@@ -316,8 +317,9 @@ class Scheduler:
                 else SwitchFailed(agent, str(error) or type(error).__name__, None)
             )
             # The core stops the old agent before it starts the new one: nothing is known to
-            # run now; the Docker watch corrects this if the old one survived.
-            self.active = None
+            # run, unless Docker failed the switch (then the relay finds out if it answers).
+            if not failure.kept:
+                self.active = None
             self._record(agent, start, ok=False, message=failure.message)
             for waiter in [w for w in self._waiting if w.agent == agent]:
                 self._waiting.remove(waiter)
