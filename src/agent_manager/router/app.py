@@ -36,6 +36,7 @@ from agent_manager.router.upstream import Forward, Relay, error_response, new_cl
 LOG = logging.getLogger("agent_manager.router")
 OPEN_PATHS = ("/health",)
 PROXIED = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+FIRST_LOOK_S = 3.0  # a hung Docker must not hold the router's start
 
 
 class Switcher(Protocol):
@@ -118,7 +119,8 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
         client = new_client()
         core.relay = Relay(core.scheduler, core.metrics, client, debug=config.debug)
         with contextlib.suppress(Exception):  # Docker slow or down: the watch tries again
-            core.scheduler.observe_running(await switcher.running(), core.scheduler.generation())
+            running = await asyncio.wait_for(switcher.running(), FIRST_LOOK_S)
+            core.scheduler.observe_running(running, core.scheduler.generation())
         tasks = [
             asyncio.create_task(core.scheduler.run()),
             asyncio.create_task(core.scheduler.watch(switcher.running, config.watch_period_s)),

@@ -117,7 +117,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             # connection, where uvicorn's idle timer stops at its first byte).
             if self._head_timer is None:
                 self._arm_head_timer()
-            self._head_bytes += len(data)
+            end = data.find(b"\r\n\r\n")  # the body that may follow is not the head's
+            self._head_bytes += len(data) if end < 0 else end
             if self._head_bytes > self.limits.header_max_bytes:
                 self._refuse_head(b"431 Request Header Fields Too Large")
                 return

@@ -87,9 +87,9 @@ def read_private(path: Path) -> str:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise NotPrivate(f"{path} is not a plain file")
-        if info.st_uid != os.getuid() or info.st_mode & 0o077:
-            raise NotPrivate(
-                f"{path} is not private (owner uid {info.st_uid}, mode "
-                f"{stat.S_IMODE(info.st_mode):o})"
-            )
+        if info.st_uid != os.getuid():
+            raise NotPrivate(f"{path} belongs to another user (uid {info.st_uid})")
+        if info.st_mode & 0o077:
+            mode = stat.S_IMODE(info.st_mode)
+            raise NotPrivate(f"{path} is open to other users (mode {mode:o})")
         return handle.read(64 * 1024)

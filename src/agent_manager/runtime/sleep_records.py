@@ -15,11 +15,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
+from agent_manager.errors import WORKSPACE_WARNINGS
 from agent_manager.fsio import write_text_atomic
 from agent_manager.spec.workspace import Workspace
 
 GIB = 1024**3
-LOG = logging.getLogger("agent_manager")
+LOG = logging.getLogger(WORKSPACE_WARNINGS)
 
 
 class SleepRecord(BaseModel):
