@@ -68,7 +68,9 @@ class DockerSwitcher:
     async def _docker_answers(self, agent: str) -> None:
         """Ask Docker first, briefly: a gone or hung engine fails the switch before anything
         is stopped, in seconds rather than docker-py's 30, and the running agent serves on."""
-        from agent_manager.adapters.docker import DOCKER_DOWN_HINT, DOCKER_SILENT, get_docker
+        from agent_manager.adapters.containers import DOCKER_DOWN_HINT
+        from agent_manager.adapters.docker import get_docker
+        from agent_manager.adapters.docker_faults import DOCKER_SILENT
 
         try:
             await asyncio.wait_for(in_thread(lambda: get_docker().engine_info()), DOCKER_ASK_S)
@@ -84,9 +86,9 @@ class DockerSwitcher:
             ) from None
 
     def _launch(self, agent: str) -> None:
-        from agent_manager.adapters.docker import docker_fault, is_docker_fault
-        from agent_manager.runtime.context import LaunchEvents, LaunchFailed, LaunchOptions
-        from agent_manager.runtime.switch import switch_to
+        from agent_manager.adapters.docker_faults import docker_fault, is_docker_fault
+        from agent_manager.switch.context import LaunchEvents, LaunchFailed, LaunchOptions
+        from agent_manager.switch.core import switch_to
 
         events = LaunchEvents(
             message=lambda text: LOG.info("%s: %s", agent, text),
@@ -113,8 +115,8 @@ class DockerSwitcher:
         await in_thread(lambda: self._stop(agent))
 
     def _stop(self, agent: str) -> None:
-        from agent_manager.runtime.lock import workspace_lock
-        from agent_manager.runtime.stop import stop_agents
+        from agent_manager.switch.lock import workspace_lock
+        from agent_manager.switch.stop import stop_agents
 
         LOG.info("stopping %s (idle)", agent)
         try:
@@ -141,8 +143,8 @@ def awake_and_asleep(ws: Workspace) -> tuple[str | None, frozenset[str]]:
     """The agent whose container runs awake now (None when none does), and the agents whose
     container runs but whose engine sleeps (`switch: sleep`). Read from our labels and, for
     sleep agents only, vLLM's /is_sleeping: a sleeping engine must never get requests."""
-    from agent_manager.runtime.agents import serving_probe
-    from agent_manager.runtime.state import AgentState, current_states
+    from agent_manager.observe.state import AgentState, current_states
+    from agent_manager.observe.status import serving_probe
 
     probe = serving_probe(ws, health=False)
     states = current_states(probe=probe)
