@@ -399,6 +399,10 @@ def _po_still_served(world: World, outcome: Outcome) -> None:
     assert world.router is not None and world.router.core.scheduler.active == "po"
 
 
+def _no_urllib3_text(world: World, outcome: Outcome) -> None:
+    assert "HTTPConnectionPool" not in outcome.text and "urllib3" not in outcome.text
+
+
 def disk_full_switch(world: World) -> Outcome:
     """The disk fills while a switch writes the agent's compose file: 503 naming the disk."""
     assert world.router is not None
@@ -720,6 +724,14 @@ ATTACKS: list[Attack] = [
         needs=("docker_hung",),
         max_seconds=8,
         check=_po_still_served,
+    ),
+    Attack(
+        "docker-lost-under-status",
+        _status,
+        1,
+        ("Docker is not answering (connection lost: ConnectionError)",),
+        needs=("docker_lost",),
+        check=_no_urllib3_text,
     ),
     Attack(
         "disk-full-mid-switch",

@@ -55,6 +55,24 @@ def fake_docker(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def docker_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Docker answered once, then its socket went away: docker-py raises requests' error."""
+    import requests
+
+    from tests.fakes import docker as fake
+
+    docker = fake.install_docker(monkeypatch)
+
+    def lost(include_stopped: bool = True) -> list[object]:
+        raise requests.exceptions.ConnectionError(
+            "HTTPConnectionPool(host='localhost', port=None): Max retries exceeded with url: "
+            "/v1.47/containers/json (Caused by NewConnectionError('<urllib3.connection...>'))"
+        )
+
+    monkeypatch.setattr(docker, "list_agent_containers", lost)
+
+
+@pytest.fixture
 def docker_hung(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A Docker socket that accepts and never answers, with docker-py's own 30 s timeout:
     only the router's bounds can keep a request from waiting that long."""
