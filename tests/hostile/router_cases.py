@@ -115,6 +115,15 @@ def loose_runtime_dir(world: World) -> Outcome:
     return _status(world)
 
 
+def serve_in_open_runtime_dir(world: World) -> Outcome:
+    from agent_manager.router.runtime_dir import runtime_dir
+
+    folder = runtime_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o777)
+    return Outcome.of(world.cli("serve", "--port", str(_free())))
+
+
 def own_router_shown(world: World) -> Outcome:
     """The workspace's own router: status names it (the proof works, not only the refusals)."""
     from agent_manager.router.state_file import router_claim
@@ -399,6 +408,10 @@ def _po_still_served(world: World, outcome: Outcome) -> None:
     assert world.router is not None and world.router.core.scheduler.active == "po"
 
 
+def _no_warning(world: World, outcome: Outcome) -> None:
+    assert "Warning" not in outcome.text, outcome.text
+
+
 def _no_urllib3_text(world: World, outcome: Outcome) -> None:
     assert "HTTPConnectionPool" not in outcome.text and "urllib3" not in outcome.text
 
@@ -437,6 +450,13 @@ ATTACKS: list[Attack] = [
         0,
         ("Ignored", ".agent-manager-router.json", "never read from the workspace"),
     ),
+    Attack(
+        "serve-refuses-an-open-runtime-folder",
+        serve_in_open_runtime_dir,
+        2,
+        ("runtime folder is not private", "open to other users"),
+    ),
+    Attack("no-router-no-warning", _status, 0, ("No agent is running.",), check=_no_warning),
     Attack(
         "state-readable-by-others",
         plant_state(mode=0o644),

@@ -43,17 +43,23 @@ def private_dir(create: bool) -> Path:
                 f"Cannot make the router's runtime folder {folder}: {error.strerror}.",
                 hint="Set XDG_RUNTIME_DIR to a folder only you can write.",
             ) from None
-    check_private(folder, is_dir=True)
+    try:
+        check_private(folder, is_dir=True)
+    except NotPrivate as why:
+        if not create:
+            raise
+        raise UsageError(
+            f"The router's runtime folder is not private: {why}.",
+            hint=f"Remove {folder} (a router re-creates it), or set XDG_RUNTIME_DIR to a "
+            "folder only you can write.",
+        ) from None
     return folder
 
 
 def check_private(path: Path, *, is_dir: bool) -> os.stat_result:
     """NotPrivate unless `path` is (not a link to) a folder/file we own that nobody else may
     read or write."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        raise NotPrivate(f"{path} does not exist") from None
+    info = os.lstat(path)  # FileNotFoundError: none yet (no router ever ran)
     if stat.S_ISLNK(info.st_mode):
         raise NotPrivate(f"{path} is a symbolic link")
     if is_dir != stat.S_ISDIR(info.st_mode):
