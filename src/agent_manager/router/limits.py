@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -51,18 +52,22 @@ async def read_body(
     declared = dict(headers).get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
         raise BodyRefused(413, _too_large(limits))
+    try:
+        # One deadline for the whole body (no task per chunk where asyncio.timeout exists).
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(limits.body_timeout_s):
+                return await _read(receive, limits)
+        return await asyncio.wait_for(_read(receive, limits), limits.body_timeout_s)
+    except asyncio.TimeoutError:
+        message = f"The request body did not arrive within {limits.body_timeout_s:g} s."
+        raise BodyRefused(408, message) from None
+
+
+async def _read(receive: Receive, limits: ClientLimits) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
-    deadline = time.monotonic() + limits.body_timeout_s
     while True:
-        left = deadline - time.monotonic()
-        try:
-            message = await asyncio.wait_for(receive(), max(left, 0.0))
-        except asyncio.TimeoutError:
-            raise BodyRefused(
-                408,
-                f"The request body did not arrive within {limits.body_timeout_s:.0f} s.",
-            ) from None
+        message = await receive()
         if message["type"] != "http.request":
             return None
         chunk = message.get("body", b"")
