@@ -129,6 +129,8 @@ def own_router_shown(world: World) -> Outcome:
     from agent_manager.router.state_file import router_claim
 
     assert world.router is not None
+    for proxy in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):  # the key must not go through it
+        world.monkeypatch.setenv(proxy, world.trap.url)
     with router_claim(world.workspace, "127.0.0.1", world.router.port, "HF_TOKEN"):
         return _status(world)
 

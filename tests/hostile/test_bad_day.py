@@ -54,7 +54,7 @@ def test_a_sleep_that_cannot_be_recorded_is_woken_back(
 ) -> None:
     ws = Workspace(workspace.resolve(), "test")
     container = _container(monkeypatch, ws, sleepy_po)
-    monkeypatch.setattr(hot, "_gpu_bytes_of", lambda container_id: None)  # no NVML here
+    monkeypatch.setattr(hot, "container_gpu_bytes", lambda container_id: None)  # no NVML here
 
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ValidationError
 from agent_manager.errors import WORKSPACE_WARNINGS
 from agent_manager.fsio import write_text_atomic
 from agent_manager.spec.workspace import Workspace
+from agent_manager.units import GIB
 
-GIB = 1024**3
 LOG = logging.getLogger(WORKSPACE_WARNINGS)
 
 

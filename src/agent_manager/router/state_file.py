@@ -200,7 +200,10 @@ def _fetch_status(url: str, api_key_env: str | None, timeout: float) -> dict[str
     if key:
         headers["Authorization"] = f"Bearer {key}"
     try:
-        answer = httpx.get(f"{url}/router/status", headers=headers, timeout=timeout)
+        # trust_env off: a proxy variable must not carry the key off this machine.
+        answer = httpx.get(
+            f"{url}/router/status", headers=headers, timeout=timeout, trust_env=False
+        )
         data = answer.json() if answer.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None
