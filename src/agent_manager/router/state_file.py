@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agent_manager.adapters import host as host_adapter
 from agent_manager.errors import UsageError
 from agent_manager.router.runtime_dir import (
     NotPrivate,
@@ -74,15 +75,6 @@ def router_file(ws: Workspace, create: bool = False) -> Path:
     return private_dir(create) / f"router-{workspace_key(ws.root)}.json"
 
 
-def _process_start(pid: int) -> float | None:
-    import psutil
-
-    try:
-        return float(psutil.Process(pid).create_time())
-    except (psutil.Error, OSError):
-        return None
-
-
 @contextmanager
 def router_claim(ws: Workspace, host: str, port: int, api_key_env: str | None) -> Iterator[None]:
     """Hold this workspace's router lock and state file for the `with` body; UsageError
@@ -101,7 +93,7 @@ def router_claim(ws: Workspace, host: str, port: int, api_key_env: str | None) -
             hint="Use that one, or stop it (Ctrl-C in its terminal) before starting another.",
         ) from None
     try:
-        started = _process_start(os.getpid()) or 0.0
+        started = host_adapter.process_start(os.getpid()) or 0.0
         info = RouterInfo(
             pid=os.getpid(),
             port=port,
@@ -154,24 +146,12 @@ def _disproof(info: RouterInfo, ws: Workspace) -> str | None:
     """Why the file cannot be believed ('' when it is simply stale), or None."""
     if info.workspace != str(ws.root.resolve()):
         return f"it names another workspace ({info.workspace})"
-    started = _process_start(info.pid)
+    started = host_adapter.process_start(info.pid)
     if started is None or abs(started - info.started) > START_SLACK_S:
         return ""
-    if not _listens(info.pid, info.port):
+    if not host_adapter.listens_on(info.pid, info.port):
         return f"pid {info.pid} does not listen on port {info.port}"
     return None
-
-
-def _listens(pid: int, port: int) -> bool:
-    import psutil
-
-    try:
-        connections = psutil.Process(pid).net_connections(kind="tcp")
-    except (psutil.Error, OSError):
-        return False
-    return any(
-        c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections
-    )
 
 
 def router_view(ws: Workspace, warn: Warn, timeout: float = 2.0) -> RouterView | None:
