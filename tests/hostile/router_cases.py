@@ -421,6 +421,8 @@ def _no_urllib3_text(world: World, outcome: Outcome) -> None:
 def disk_full_switch(world: World) -> Outcome:
     """The disk fills while a switch writes the agent's compose file: 503 naming the disk."""
     assert world.router is not None
+    spec = world.ws / "agents" / "architect.yaml"  # a port nobody holds on a shared machine
+    spec.write_text(spec.read_text().replace("port: 8000", f"port: {_free()}"))
     url = world.router.url + "/v1/chat/completions"
     failed = httpx.post(url, json={**CHAT, "model": "architect"}, timeout=15)
     return Outcome(failed.status_code, failed.text)
@@ -762,5 +764,6 @@ ATTACKS: list[Attack] = [
         ("No space left",),
         router=ROUTER | {"docker": "fake"},
         needs=("fake_docker", "disk_full"),
+        may_change=("agents/architect.yaml", "compose/*"),
     ),
 ]
