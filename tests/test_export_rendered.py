@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from agent_manager.compose.render import render_compose
-from agent_manager.export.kubeai import KubeAIOptions, render_model
+from agent_manager.export.kubeai import KubeAIOptions, render_model, render_model_text
 from agent_manager.export.pod_size import PodMemory, cpu_pod_memory
-from agent_manager.export.production_stack import StackOptions, render_values
+from agent_manager.export.production_stack import StackOptions, render_values, render_values_text
 from agent_manager.plan.models import CheckpointFacts, Weights
 from agent_manager.plan.shape import shape_from_config
-from agent_manager.spec.agents import Agent, AgentSpec
-from tests.fakes.export_targets import default_agents, full_agent
+from agent_manager.spec.agents import Agent, AgentSpec, parse_spec
+from tests.fakes.export_targets import GOLDEN, check_golden, default_agents, full_agent
 from tests.fakes.helm import engine_deployment, helm_template
 from tests.fakes.kubeai_pod import pod_for_model
 
@@ -57,9 +57,35 @@ def facts(weights_gib: float = 5.2) -> CheckpointFacts:
 
 CPU = cpu_agent()
 PLANNED = cpu_pod_memory(CPU, facts())
-AGENTS = [*default_agents(), full_agent(), CPU]
-STACK = StackOptions(cpu_memory={"cpu": PLANNED})
-KUBEAI = KubeAIOptions(cpu_memory={"cpu": PLANNED})
+# The golden CPU spec: a local model folder (so a claim), its own thread binding "0-3".
+LOCAL_CPU = parse_spec("localcpu", Path("agents/localcpu.yaml"), (GOLDEN / "cpu.yaml").read_text())
+LOCAL_PLANNED = cpu_pod_memory(LOCAL_CPU, facts(weights_gib=0.92))
+AGENTS = [*default_agents(), full_agent(), CPU, LOCAL_CPU]
+MEMORY = {"cpu": PLANNED, "localcpu": LOCAL_PLANNED}
+STACK = StackOptions(cpu_memory=MEMORY, model_pvc="models")
+KUBEAI = KubeAIOptions(cpu_memory=MEMORY, model_pvc="models")
+
+
+@pytest.mark.parametrize("agent", [CPU, LOCAL_CPU], ids=lambda a: a.name)
+def test_a_cpu_agents_exports_match_their_golden_files(agent: Agent):
+    check_golden(
+        render_model_text(render_model(agent, KUBEAI), KUBEAI),
+        GOLDEN / "export" / "kubeai" / f"{agent.name}.yaml",
+    )
+    check_golden(
+        render_values_text(render_values([agent], STACK)),
+        GOLDEN / "export" / f"{agent.name}.production-stack-values.yaml",
+    )
+
+
+def test_an_explicit_thread_binding_sizes_the_cpus_and_is_warned_about():
+    entry = render_values([LOCAL_CPU], STACK).values["servingEngineSpec"]["modelSpec"][0]
+    assert (entry["requestCPU"], entry["limitCPU"]) == (4, 4)  # "0-3"
+    notices = render_values([LOCAL_CPU], STACK).notices
+    (notice,) = [n for n in notices if n.field == "env.VLLM_CPU_OMP_THREADS_BIND"]
+    assert "names cores of this machine" in notice.text
+    kubeai = render_model(LOCAL_CPU, KUBEAI).manifest["spec"]["resourceProfile"]
+    assert int(kubeai.split(":")[1]) >= 4
 
 
 def compose_env(agent: Agent) -> dict[str, str]:
@@ -115,7 +141,9 @@ def test_a_cpu_engine_keeps_its_kv_space_and_thread_binding_under_the_chart():
 @pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
 def test_the_chart_runs_the_compose_files_argv(agent: Agent):
     command = container_of(deployment(agent))["command"]
-    assert command[:3] == ["vllm", "serve", compose_argv(agent)[0]]
+    # A local folder is read from the claim (mounted at /models/<folder>), not the host path.
+    model = f"/models/{Path(agent.spec.model).name}" if agent.spec.local_model else None
+    assert command[:3] == ["vllm", "serve", model or compose_argv(agent)[0]]
     rest = command[3:]
     # The chart's own --host/--port (8000, as compose), and its spellings of the same flags.
     assert rest[:4] == ["--host", "0.0.0.0", "--port", "8000"]
@@ -203,7 +231,8 @@ def test_kubeais_pod_runs_the_compose_files_argv(agent: Agent):
     manifest = render_model(agent, KUBEAI).manifest
     (server,) = pod_for_model(manifest)["spec"]["containers"]
     argv = compose_argv(agent)
-    expected = [f"--model={argv[0]}", f"--served-model-name={manifest['metadata']['name']}"]
+    model = "/model" if manifest["spec"]["url"].startswith("pvc://") else argv[0]
+    expected = [f"--model={model}", f"--served-model-name={manifest['metadata']['name']}"]
     kept = _without(argv[1:], {"--served-model-name", "--port"})  # KubeAI's, and 8000 as ours
     assert sorted(_pairs(server["args"])) == sorted(_pairs(expected + kept))
 

@@ -16,7 +16,7 @@ from agent_manager.errors import UsageError
 from agent_manager.export import limits
 from agent_manager.export.argv import agent_flags, flatten, k8s_literal
 from agent_manager.export.limits import Notice
-from agent_manager.export.pod_size import PodMemory
+from agent_manager.export.pod_size import PodMemory, bound_cores
 from agent_manager.export.secrets import SecretRef, api_key_secret, hf_token_secret
 from agent_manager.export.yaml_text import commented
 from agent_manager.spec.agents import Agent
@@ -88,18 +88,21 @@ def resource_profile(agent: Agent, options: KubeAIOptions) -> tuple[str, list[No
 
 
 def _cpu_profile(agent: Agent, planned: PodMemory | None) -> tuple[str, list[Notice]]:
+    bound, notices = bound_cores(agent)
     if planned is None or planned.gib is None:
         why = planned.source if planned is not None else "no checkpoint facts were given"
-        return f"{CPU_PROFILE}:1", [
+        return f"{CPU_PROFILE}:{bound or 1}", [
+            *notices,
             Notice(
                 agent.name,
                 "engine",
-                f"memory not planned ({why}): cpu:1 is 1 CPU and 2 Gi, far below what vLLM "
+                f"memory not planned ({why}): cpu:{bound or 1} is {bound or 1} CPU and "
+                f"{CPU_PROFILE_UNIT_GIB * (bound or 1)} Gi, likely below what vLLM "
                 "needs (the weights + ~2 GiB + cpu_kv_cache_gib). Define a resource profile of "
                 "that size in KubeAI's values and set spec.resourceProfile to it.",
-            )
+            ),
         ]
-    units = max(1, math.ceil(planned.gib / CPU_PROFILE_UNIT_GIB))
+    units = max(1, math.ceil(planned.gib / CPU_PROFILE_UNIT_GIB), bound or 0)
     note = Notice(
         agent.name,
         "engine",
@@ -107,7 +110,7 @@ def _cpu_profile(agent: Agent, planned: PodMemory | None) -> tuple[str, list[Not
         f"the planned {planned.gib} GiB ({planned.source}), assuming KubeAI's stock cpu profile "
         "(1 CPU, 2 Gi per unit); if yours differs, resize the count.",
     )
-    return f"{CPU_PROFILE}:{units}", [note]
+    return f"{CPU_PROFILE}:{units}", [*notices, note]
 
 
 def hf_token_notice(agent: Agent, secret: SecretRef) -> list[Notice]:

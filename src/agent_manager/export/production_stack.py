@@ -17,13 +17,15 @@ from typing import Any
 from agent_manager.export import limits
 from agent_manager.export.argv import FlagGroup, agent_flags, k8s_literal
 from agent_manager.export.limits import MODEL_MOUNT, Notice
-from agent_manager.export.pod_size import SHM_GIB, PodMemory
+from agent_manager.export.pod_size import SHM_GIB, PodMemory, bound_cores
 from agent_manager.export.secrets import SecretRef, api_key_secret, hf_token_secret
 from agent_manager.export.yaml_text import commented
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.vllm_args import CONTAINER_PORT, VLLM_VERSION
 
 TARGET = "production-stack"
+# The chart version the values are checked against (tests render it with real `helm template`).
+CHART_VERSION = "0.1.12"
 # What the chart passes itself: the model (from modelURL), --host and --port.
 SET_BY_CHART = frozenset({"model", "port", "host"})
 # Flags the chart emits from a vllmConfig field; the value must fit the schema's type.
@@ -184,6 +186,7 @@ def model_spec(
 def _resources(agent: Agent, options: StackOptions) -> tuple[dict[str, Any], list[Notice]]:
     """GPU agents: the options' CPU and memory requests and one GPU per tensor-parallel rank.
     CPU agents: the planner's memory as request and limit, whole CPUs as request and limit
+    (the cores an explicit VLLM_CPU_OMP_THREADS_BIND names, else --request-cpu)
     (a Guaranteed pod, so a static CPU manager can give vLLM's OpenMP threads their own cores),
     no GPU, and no runtime class (the chart's default, `nvidia`, is refused on CPU nodes)."""
     if limits.engine(agent) != "cpu":
@@ -193,7 +196,8 @@ def _resources(agent: Agent, options: StackOptions) -> tuple[dict[str, Any], lis
             "requestGPU": limits.gpu_count(agent),
         }, []
     planned = options.cpu_memory.get(agent.name)
-    notices: list[Notice] = []
+    bound, notices = bound_cores(agent)
+    cpus = bound or options.request_cpu
     memory = planned.quantity if planned is not None else None
     if memory is None:
         why = planned.source if planned is not None else "no checkpoint facts were given"
@@ -207,8 +211,8 @@ def _resources(agent: Agent, options: StackOptions) -> tuple[dict[str, Any], lis
             )
         )
     return {
-        "requestCPU": options.request_cpu,
-        "limitCPU": options.request_cpu,
+        "requestCPU": cpus,
+        "limitCPU": cpus,
         "requestMemory": memory,
         "limitMemory": memory,
         "requestGPU": 0,
@@ -282,7 +286,7 @@ def render_values_text(stack: StackValues) -> str:
         "Secrets it reads, filled from your shell once (never written here):",
         *(f"  {s.create_command()}" for s in stack.secrets),
         "Install: helm repo add vllm https://vllm-project.github.io/production-stack",
-        "         helm install agents vllm/vllm-stack -f <this file>",
+        f"         helm install agents vllm/vllm-stack --version {CHART_VERSION} -f <this file>",
         f'Clients: base_url="http://agents-router-service/v1"; models: {served}.',
         *(f"Note: {n.line()}" for n in stack.notices),
     ]
