@@ -121,6 +121,7 @@ def container_of(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
+@pytest.mark.helm
 def test_the_chart_gives_each_engine_the_compose_files_environment(agent: Agent):
     vllm = container_of(deployment(agent))
     assert pod_env(vllm) == compose_env(agent)
@@ -132,6 +133,7 @@ def test_the_chart_gives_each_engine_the_compose_files_environment(agent: Agent)
         ]
 
 
+@pytest.mark.helm
 def test_a_cpu_engine_keeps_its_kv_space_and_thread_binding_under_the_chart():
     env = {e["name"]: e.get("value") for e in container_of(deployment(CPU))["env"]}
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "4"
@@ -139,6 +141,7 @@ def test_a_cpu_engine_keeps_its_kv_space_and_thread_binding_under_the_chart():
 
 
 @pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
+@pytest.mark.helm
 def test_the_chart_runs_the_compose_files_argv(agent: Agent):
     command = container_of(deployment(agent))["command"]
     # A local folder is read from the claim (mounted at /models/<folder>), not the host path.
@@ -162,6 +165,7 @@ def _pairs(argv: list[str]) -> list[tuple[str, ...]]:
     return [(g.name.replace("_", "-"), *g.values) for g in flag_groups(argv)]
 
 
+@pytest.mark.helm
 def test_a_cpu_engine_starts_on_a_cpu_node_with_shm_and_its_planned_memory():
     pod = deployment(CPU)["spec"]["template"]["spec"]
     vllm = container_of(deployment(CPU))
@@ -181,6 +185,7 @@ def test_the_planned_memory_holds_weights_runtime_kv_and_shm():
     assert PLANNED.gib * GIB >= 5.2 * GIB + 1.5 * GIB + 4 * GIB + 1 * GIB
 
 
+@pytest.mark.helm
 def test_a_gpu_engine_keeps_its_gpu_and_runtime_class():
     architect = default_agents()[0]
     pod = deployment(architect)["spec"]["template"]["spec"]
@@ -190,6 +195,7 @@ def test_a_gpu_engine_keeps_its_gpu_and_runtime_class():
     assert vllm["resources"]["limits"] == {"nvidia.com/gpu": "1"}
 
 
+@pytest.mark.helm
 def test_the_startup_probe_waits_as_long_as_the_option_says():
     probe = container_of(deployment(CPU))["startupProbe"]
     assert probe["periodSeconds"] * probe["failureThreshold"] >= 3 * 3600
@@ -199,6 +205,7 @@ def test_the_startup_probe_waits_as_long_as_the_option_says():
     assert (probe["periodSeconds"], probe["failureThreshold"]) == (10, 180)
 
 
+@pytest.mark.helm
 def test_pvc_storage_gives_each_engine_a_claim_for_the_hf_cache():
     options = StackOptions(cpu_memory={"cpu": PLANNED}, pvc_storage="50Gi")
     objects = helm_template(render_values([CPU], options).values)
