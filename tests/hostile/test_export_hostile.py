@@ -75,6 +75,22 @@ def link(rel: str, to: str) -> Callable[[Path], None]:
     return make
 
 
+def fifo(rel: str) -> Callable[[Path], None]:
+    def make(ws: Path) -> None:
+        path = ws / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(path)
+
+    return make
+
+
+def folder_at(rel: str) -> Callable[[Path], None]:
+    def make(ws: Path) -> None:
+        (ws / rel).mkdir(parents=True)
+
+    return make
+
+
 def both(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
     def run(ws: Path) -> None:
         for step in steps:
@@ -316,6 +332,37 @@ CASES = [
         setup=link(f"{KUBEAI}/reviewer.yaml", OUTSIDE),
         may_change=(f"{KUBEAI}/architect.yaml", f"{KUBEAI}/developer.yaml", f"{KUBEAI}/po.yaml"),
     ),
+    # --- odd things where files go ----------------------------------------------------------
+    Case(
+        "fifo-where-a-manifest-goes-does-not-hang",
+        ("export", "kubeai", "po"),
+        2,
+        ("po.yaml is not a regular file",),
+        setup=fifo(f"{KUBEAI}/po.yaml"),
+        max_seconds=10,
+    ),
+    Case(
+        "fifo-in-the-folder-is-not-read-as-stale",
+        ("export", "kubeai"),
+        0,
+        ("wrote",),
+        setup=fifo(f"{KUBEAI}/reviewer.yaml"),
+        may_change=(f"{KUBEAI}/architect.yaml", f"{KUBEAI}/developer.yaml", f"{KUBEAI}/po.yaml"),
+        max_seconds=10,
+    ),
+    Case(
+        "folder-where-the-values-file-goes",
+        ("export", "production-stack"),
+        2,
+        ("production-stack-values.yaml is not a regular file",),
+        setup=folder_at(VALUES),
+    ),
+    Case(
+        "out-names-a-file-not-a-folder",
+        ("export", "kubeai", "--out", "{ws}/agents/po.yaml"),
+        2,
+        ("a file stands where a folder should be",),
+    ),
     # --- a full disk ----------------------------------------------------------------------------
     Case(
         "disk-full-mid-set-leaves-the-old-set",
@@ -376,7 +423,8 @@ def _snapshot(root: Path) -> dict[str, bytes | None]:
         for name in dirnames + filenames:
             path = Path(dirpath) / name
             rel = str(path.relative_to(root))
-            files[rel] = path.read_bytes() if path.is_file() and not path.is_symlink() else None
+            regular = path.is_file() and not path.is_symlink()
+            files[rel] = path.read_bytes() if regular else None
     return files
 
 
@@ -398,7 +446,7 @@ def test_export_hostile(
     before = _snapshot(workspace)
 
     start = time.monotonic()
-    result = cli("--home", str(workspace), *case.argv)
+    result = cli("--home", str(workspace), *(a.replace("{ws}", str(workspace)) for a in case.argv))
     elapsed = time.monotonic() - start
 
     out = result.output
