@@ -477,3 +477,10 @@ def test_export_hostile(
 
 def test_the_corpus_has_unique_ids() -> None:
     assert len({c.id for c in CASES}) == len(CASES)
+
+
+def test_the_kubernetes_page_states_the_corpus_size() -> None:
+    from tests.conftest import REPO
+
+    page = " ".join((REPO / "docs" / "kubernetes.md").read_text().split())
+    assert f"holds these cases ({len(CASES)} rows)" in page
