@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from agent_manager.errors import GpuUnavailableError, LaunchError
-from agent_manager.plan.memory import GIB
 from agent_manager.plan.models import AgentPlan, GpuTarget, Holder, HostTarget, PlanReport
 from agent_manager.plan.sizing import fmt
 from agent_manager.plan.sleepers import beside_sleepers
 from agent_manager.plan.verdict import plan_agent, plan_cpu_agent
 from agent_manager.spec.agents import Agent
+from agent_manager.units import GIB
 
 __all__ = [
     "ensure_fits",

@@ -18,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from agent_manager.plan.models import GpuTarget, Holder
+from agent_manager.units import GIB, MIB
 
-GIB = 1024**3
-MIB = 1024**2
 # A measured share is never taken below this (vLLM's Y is the whole GPU, others subtracted).
 MIN_RESIDUAL_BYTES = 256 * MIB
 # Host RAM left to the OS, Docker and the engines' own processes when weights move there.

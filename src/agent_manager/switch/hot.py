@@ -7,7 +7,7 @@ Policy (docs/hot-switch.md):
   reset_prefix_cache) and confirm it serves. Otherwise B is started cold beside the sleepers.
 - Any sleep or wake step that fails or times out falls back to a cold stop/start, said in one
   line that keeps the reason. A is asleep or gone before B wakes or starts: never two awake.
-- Sleepers stay only if B still passes vLLM's free-memory check beside them (`check_fit`);
+- Sleepers stay only if B still passes vLLM's free-memory check beside them (`fit.fit_in_plan`);
   otherwise they are stopped and the line says by how much B would have been short.
 """
 
@@ -19,30 +19,27 @@ from collections.abc import Callable
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import host as host_adapter
 from agent_manager.adapters import http as http_adapter
-from agent_manager.adapters import nvml as nvml_adapter
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.diagnosis.sleep_log import last_sleep_measure, weights_bytes_from_log
-from agent_manager.errors import AgentManagerError, GpuUnavailableError
 from agent_manager.observe import sleep_records
-from agent_manager.observe.gpu import container_id_of
 from agent_manager.observe.sleepers import (
     DEFAULT_RESIDUAL_BYTES,
     SleepAgent,
-    cached_agent,
     residual_of,
 )
-from agent_manager.observe.state import AgentMachine, AgentState
+from agent_manager.observe.state import AgentState
 from agent_manager.plan.sleepers import choose_sleep_level, measured_residual
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.endpoint import api_key_from
+from agent_manager.spec.loader import load_agent
 from agent_manager.spec.workspace import Workspace
 from agent_manager.switch.context import SwitchContext
 from agent_manager.switch.engine_sleep import WAKE_TIMEOUT_S, SleepFailed, put_to_sleep, wake
 from agent_manager.switch.stop import STOP_GRACE_S, stop_and_remove
-from agent_manager.switch.strategy import SwitchPlan, SwitchStrategy
+from agent_manager.switch.strategy import BroughtUp, PutAway, SwitchPlan, SwitchStrategy
+from agent_manager.switch.vram import container_gpu_bytes, dropped
+from agent_manager.units import GIB
 
-GIB = 1024**3
-NVML_DROP_BYTES = 256 * 1024**2
 NVML_DROP_WAIT_S = 5.0
 
 Say = Callable[[str], None]
@@ -54,22 +51,22 @@ class HotSwitch:
     def __init__(self, cold: SwitchStrategy):
         self.cold = cold
 
-    def put_away(self, ctx: SwitchContext, plan: SwitchPlan) -> None:
+    def put_away(self, ctx: SwitchContext, plan: SwitchPlan) -> PutAway:
         plan.staying = sleep_others(ctx.ws, ctx.agent, plan, ctx.events.message)
-        ctx.progress.asleep = sorted({c.agent for c in plan.containers if c.id in plan.staying})
-        self.cold.put_away(ctx, plan)  # stops what is left: cold agents, failed sleepers
+        done = self.cold.put_away(ctx, plan)  # stops what is left: cold agents, failed sleepers
+        done.asleep = sorted({c.agent for c in plan.containers if c.id in plan.staying})
+        return done
 
-    def bring_up(self, ctx: SwitchContext, plan: SwitchPlan) -> AgentContainer:
+    def bring_up(self, ctx: SwitchContext, plan: SwitchPlan) -> BroughtUp:
         keep, say = plan.keep, ctx.events.message
-        if keep is not None and plan.machine(keep.agent).state is AgentState.SLEEPING:
+        if keep is not None and plan.machine(keep.agent).state is AgentState.ASLEEP:
             machine = plan.machine(keep.agent)
             machine.move(AgentState.STARTING)
             ctx.timings.up_issued = time.time()
             if wake_target(ctx.ws, ctx.agent, keep, say, ctx.remaining()):
                 machine.move(AgentState.READY)
                 ctx.timings.up_done = time.time()
-                ctx.progress.container, ctx.progress.woke = keep.name, True
-                return keep
+                return BroughtUp(keep, woke=True)
             machine.move(AgentState.STOPPING)
             stop_and_remove(keep, grace_s=STOP_GRACE_S, on_progress=say)
             machine.move(AgentState.STOPPED)
@@ -83,22 +80,7 @@ def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set
     States come from the plan's probe. One that fails to sleep, or is not ready to, is left
     out: the cold part stops it.
     """
-    candidates: list[SleepAgent] = []
-    for container in plan.containers:
-        machine: AgentMachine | None = plan.machines.get(container.agent)
-        if container.agent == agent.name or machine is None or container.port is None:
-            continue
-        if machine.state not in (AgentState.SLEEPING, AgentState.READY) or not container.running:
-            continue
-        try:
-            found = cached_agent(ws, container.agent)
-        except AgentManagerError:
-            continue
-        if found.spec.switch != "sleep" or container.spec_hash != found.spec_hash():
-            continue
-        url = http_adapter.base_url(found.spec.bind, container.port)
-        asleep = machine.state is AgentState.SLEEPING
-        candidates.append(SleepAgent(container, found, url, asleep))
+    candidates = plan.sleepers(ws, agent.name)
     staying = {c.container.id for c in candidates if c.asleep}
     sleeping = [c.agent.name for c in candidates if c.asleep]
     for other in (c for c in candidates if not c.asleep):
@@ -107,7 +89,7 @@ def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set
         except SleepFailed as failed:
             say(f"{failed.message} Stopping it instead (cold switch).")
             continue
-        plan.machine(other.agent.name).move(AgentState.SLEEPING)
+        plan.machine(other.agent.name).move(AgentState.ASLEEP)
         staying.add(other.container.id)
         sleeping.append(other.agent.name)
     return staying
@@ -126,14 +108,14 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
     )
     if why:
         say(why)
-    before = _gpu_bytes_of(container.id)
+    before = container_gpu_bytes(container.id)
     seconds = put_to_sleep(other.url, agent.name, level)
     _confirm_drop(agent.name, container.id, before)
     record = sleep_records.new_record(agent.name, container.id, agent.spec_hash(), level)
     record.weights_bytes = weights
     measure = last_sleep_measure(docker_adapter.get_docker().log_lines(container.id, tail=50))
     if measure is not None:
-        others = sum(residual_of(ws, cached_agent(ws, name)) for name in sleeping)
+        others = sum(residual_of(ws, load_agent(ws, name)) for name in sleeping)
         record.freed_bytes = measure.freed_bytes
         record.still_in_use_bytes = measure.still_in_use_bytes
         record.residual_bytes = measured_residual(measure.still_in_use_bytes, others)
@@ -170,23 +152,13 @@ def wake_target(
     return True
 
 
-def _gpu_bytes_of(container_id: str) -> int | None:
-    """GPU memory the container's processes hold now (NVML); None where NVML cannot tell."""
-    try:
-        processes = nvml_adapter.get_nvml().processes()
-    except GpuUnavailableError:
-        return None
-    held = [p.used_bytes or 0 for p in processes if container_id_of(p.pid) == container_id]
-    return sum(held) if held else None
-
-
 def _confirm_drop(agent: str, container_id: str, before: int | None) -> None:
     if before is None:
         return
     deadline = time.monotonic() + NVML_DROP_WAIT_S
     while True:
-        now = _gpu_bytes_of(container_id)
-        if now is None or now <= before - NVML_DROP_BYTES:
+        now = container_gpu_bytes(container_id)
+        if now is None or dropped(now, before):
             return
         if time.monotonic() > deadline:
             raise SleepFailed(
