@@ -13,8 +13,9 @@ import pytest
 
 from agent_manager.compose.render import render_compose
 from agent_manager.export.kubeai import KubeAIOptions, render_model, render_model_text
-from agent_manager.export.pod_size import PodMemory, cpu_pod_memory
+from agent_manager.export.pod_size import PodMemory, pod_memory
 from agent_manager.export.production_stack import StackOptions, render_values, render_values_text
+from agent_manager.plan.cpu_budget import cpu_budget
 from agent_manager.plan.models import CheckpointFacts, Weights
 from agent_manager.plan.shape import shape_from_config
 from agent_manager.spec.agents import Agent, AgentSpec, parse_spec
@@ -53,6 +54,11 @@ def facts(weights_gib: float = 5.2) -> CheckpointFacts:
         config_source="test",
         weights=Weights(bytes=int(weights_gib * GIB), source="test"),
     )
+
+
+def cpu_pod_memory(agent: Agent, checkpoint: CheckpointFacts) -> PodMemory:
+    """As `export` sizes the pod: the planner's CPU budget, then the export's rounding."""
+    return pod_memory(*cpu_budget(agent, checkpoint))
 
 
 CPU = cpu_agent()

@@ -208,11 +208,14 @@ def _is_stdout(out: Path | None) -> bool:
 
 def _planned_memory(agents: list[Agent]) -> dict[str, PodMemory]:
     """CPU agents' pod memory from the planner (the local cache first, then the hub)."""
-    from agent_manager.export.pod_size import cpu_pod_memory
+    from agent_manager.export.pod_size import pod_memory
     from agent_manager.plan.checkpoint import read_checkpoint
+    from agent_manager.plan.cpu_budget import cpu_budget
 
     return {
-        agent.name: cpu_pod_memory(agent, read_checkpoint(agent.spec.model, agent.spec.revision))
+        agent.name: pod_memory(
+            *cpu_budget(agent, read_checkpoint(agent.spec.model, agent.spec.revision))
+        )
         for agent in agents
         if agent.spec.engine == "cpu"
     }

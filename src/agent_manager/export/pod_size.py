@@ -1,9 +1,8 @@
-"""How much memory a CPU agent's pod needs, from the planner's own CPU figure.
+"""How much memory and how many CPUs a CPU agent's pod needs.
 
-vLLM's CPU engine holds the weights, its runtime and the KV space (`cpu_kv_cache_gib`, which the
-export passes as VLLM_CPU_KVCACHE_SPACE) in the pod's RAM; the planner adds these up for `plan`
-and `launch` (`plan.verdict.plan_cpu_agent`), and the export asks it for the same sum rather
-than working it out again. Pure: the checkpoint facts are read by the caller.
+The memory is the planner's own CPU figure (`plan.cpu_budget`: weights + vLLM runtime + KV
+space, the sum `plan` and `launch` check), which the caller asks the planner for and hands in;
+this module adds the /dev/shm volume and rounds it to what Kubernetes is given.
 """
 
 from __future__ import annotations
@@ -13,18 +12,14 @@ import re
 from dataclasses import dataclass
 
 from agent_manager.export.limits import Notice
-from agent_manager.plan.memory import GIB
-from agent_manager.plan.models import CheckpointFacts, HostTarget
-from agent_manager.plan.verdict import plan_cpu_agent
 from agent_manager.spec.agents import Agent
+from agent_manager.units import GIB
 
 # The /dev/shm Memory volume the CPU engine's processes share (vLLM asks for 160 MiB; see
 # docs/cpu-engine.md). A Memory emptyDir counts against the pod's memory, so it is added in.
 SHM_GIB = 1
 BIND_ENV = "VLLM_CPU_OMP_THREADS_BIND"
 _CORES = re.compile(r"^(\d+)(?:-(\d+))?$")
-# Room the planner's verdict is not asked about: only the sum is wanted, not whether it fits here.
-_ANY_HOST = HostTarget(name="a pod", total_bytes=2**62, available_bytes=2**62)
 
 
 @dataclass(frozen=True)
@@ -39,18 +34,13 @@ class PodMemory:
         return None if self.gib is None else f"{self.gib}Gi"
 
 
-def cpu_pod_memory(agent: Agent, facts: CheckpointFacts) -> PodMemory:
-    """weights + runtime allowances + KV space (the planner's CPU budget) + the shm volume,
-    rounded up to whole GiB."""
-    plan = plan_cpu_agent(agent, facts, _ANY_HOST)
-    if plan.weights_bytes is None or not plan.allowances:
-        why = "; ".join(plan.unknowns) or "the checkpoint's size is not known"
-        return PodMemory(None, why)
-    gib = math.ceil(plan.budget_bytes / GIB) + SHM_GIB
-    return PodMemory(
-        gib,
-        f"plan: {plan.budget_bytes / GIB:.2f} GiB ({plan.budget_source}) + {SHM_GIB} GiB /dev/shm",
-    )
+def pod_memory(budget_bytes: int | None, source: str) -> PodMemory:
+    """The planner's figure + the shm volume, rounded up to whole GiB; None (with the planner's
+    reason) when it could not size the agent."""
+    if budget_bytes is None:
+        return PodMemory(None, source)
+    gib = math.ceil(budget_bytes / GIB) + SHM_GIB
+    return PodMemory(gib, f"plan: {budget_bytes / GIB:.2f} GiB ({source}) + {SHM_GIB} GiB /dev/shm")
 
 
 def bound_cores(agent: Agent) -> tuple[int | None, list[Notice]]:
