@@ -1,5 +1,5 @@
-"""What runs now and how it is doing: the core of `status` (stopping is in `stop.py`, the
-log's container and `--since` in `logs.py`).
+"""What runs now and how it is doing: the core of `status` (stopping is in `switch/stop.py`,
+the log's container and `--since` in `logs.py`).
 
 Containers are found by our labels (never by guessing names); the Docker work itself is in
 `adapters/docker.py`.

@@ -1,8 +1,8 @@
 """Will an agent fit? The planner's edge: it gathers the inputs and calls the pure core.
 
-Inputs come from NVML (`runtime.gpu.take_snapshot`), the host's RAM (psutil) and the checkpoint
-(`plan.checkpoint`: the HF cache, then the hub). The arithmetic lives in `memory.py`, the
-verdicts in `verdict.py`, the fixes in `fixes.py`; see docs/planner.md for the model.
+Inputs come from NVML (`observe.gpu.take_snapshot`), the host's RAM (`adapters/host.py`) and
+the checkpoint (`plan.checkpoint`: the HF cache, then the hub). The arithmetic lives in
+`memory.py`, the verdicts in `verdict.py`, the fixes in `fixes.py`; see docs/planner.md.
 `ensure_fits` is launch's pre-flight.
 """
 
@@ -83,12 +83,12 @@ def gpu_target_from_nvml(gpu_index: int = 0) -> GpuTarget:
 
 def host_target() -> HostTarget:
     """The host's RAM now, as vLLM's CPU worker reads it (psutil's total and available)."""
-    import psutil
+    from agent_manager.adapters.host import memory_bytes
 
-    memory = psutil.virtual_memory()
+    total, available = memory_bytes()
     return HostTarget(
-        total_bytes=int(memory.total),
-        available_bytes=int(memory.available),
+        total_bytes=total,
+        available_bytes=available,
         notes=["CPU agents are planned against host RAM (psutil available/total)"],
     )
 

@@ -36,7 +36,6 @@ from agent_manager.spec.endpoint import endpoint_for
 from agent_manager.spec.loader import load_agents
 from agent_manager.spec.workspace import Workspace
 from agent_manager.switch import follow
-from agent_manager.switch import hot as hot_switch
 from agent_manager.switch.cold import ColdSwitch
 from agent_manager.switch.context import (
     LaunchEvents,
@@ -48,6 +47,7 @@ from agent_manager.switch.context import (
     SwitchContext,
 )
 from agent_manager.switch.fit import fit_in_plan, quick_fit
+from agent_manager.switch.hot import HotSwitch
 from agent_manager.switch.lock import LockHolder, workspace_lock
 from agent_manager.switch.preflight import no_gpu_hint, require_api_key, require_local_model
 from agent_manager.switch.strategy import SwitchPlan, SwitchStrategy
@@ -190,7 +190,7 @@ def strategy_for(ctx: SwitchContext, plan: SwitchPlan) -> SwitchStrategy:
     (`ctx.hot`, decided by `fit_in_plan`); a cold switch never reuses a sleeping target (it
     would look ready): it is restarted."""
     if ctx.hot:
-        return hot_switch.HotSwitch(ColdSwitch())
+        return HotSwitch(ColdSwitch())
     keep = plan.keep
     if keep is not None and plan.machine(keep.agent).state is AgentState.ASLEEP:
         ctx.events.message(f"{keep.agent} sleeps; restarting it cold.")
