@@ -19,7 +19,14 @@ from agent_manager.plan.cpu_budget import cpu_budget
 from agent_manager.plan.models import CheckpointFacts, Weights
 from agent_manager.plan.shape import shape_from_config
 from agent_manager.spec.agents import Agent, AgentSpec, parse_spec
-from tests.fakes.export_targets import GOLDEN, check_golden, default_agents, full_agent
+from tests.fakes.export_targets import (
+    GOLDEN,
+    check_golden,
+    default_agents,
+    full_agent,
+    kubeai_problems,
+    stack_problems,
+)
 from tests.fakes.helm import engine_deployment, helm_template
 from tests.fakes.kubeai_pod import pod_for_model
 
@@ -82,6 +89,12 @@ def test_a_cpu_agents_exports_match_their_golden_files(agent: Agent):
         render_values_text(render_values([agent], STACK)),
         GOLDEN / "export" / f"{agent.name}.production-stack-values.yaml",
     )
+
+
+@pytest.mark.parametrize("agent", AGENTS, ids=lambda a: a.name)
+def test_every_export_is_valid_against_the_targets_schemas(agent: Agent):
+    assert kubeai_problems(render_model(agent, KUBEAI).manifest) == []
+    assert stack_problems(render_values([agent], STACK).values) == []
 
 
 def test_an_explicit_thread_binding_sizes_the_cpus_and_is_warned_about():

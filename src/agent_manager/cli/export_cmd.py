@@ -97,8 +97,10 @@ def kubeai(
 ) -> None:
     """Write one KubeAI Model manifest per agent.
 
-    Same vLLM flags as the compose file, the model from hf:// (or a PVC), the HF token and API
-    key from Secrets. Apply with `kubectl apply -f <folder>`.
+    Same vLLM flags and environment as the compose file, the model from hf:// (or a PVC), the
+    HF token and API key from Secrets; a CPU agent gets a cpu:N profile that holds the memory
+    `plan` works out. Only files it wrote are replaced, and manifests of removed agents go.
+    Apply with `kubectl apply -f <folder>`.
     """
     from agent_manager.export import option_check
     from agent_manager.export.files import stale_manifests
@@ -170,9 +172,10 @@ def production_stack(
 ) -> None:
     """Write a Helm values file for vLLM production-stack.
 
-    One servingEngineSpec.modelSpec entry per agent with the compose file's vLLM flags, the
-    HF token and API key from Secrets, and the router on. Install with
-    `helm install agents vllm/vllm-stack -f <file>`.
+    One servingEngineSpec.modelSpec entry per agent with the compose file's vLLM flags and
+    environment, the HF token and API key from Secrets, and the router on; a CPU agent gets
+    the memory `plan` works out, no GPU, no runtime class and a /dev/shm volume. Install with
+    `helm install agents vllm/vllm-stack --version 0.1.12 -f <file>`.
     """
     from agent_manager.export import option_check
     from agent_manager.export.production_stack import (
