@@ -36,7 +36,7 @@ class WriteResult:
 def _head(path: Path) -> list[str]:
     """The first lines of a regular file, read without following a link."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO never blocks
     except OSError as error:
         raise file_error(error, path, "read") from None
     with os.fdopen(fd, "rb") as handle:
