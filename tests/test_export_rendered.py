@@ -277,6 +277,11 @@ def test_kubeais_pod_for_a_cpu_agent_holds_its_planned_memory():
     assert memory - PLANNED.gib < 2  # the smallest count of 2 Gi units that covers it
     assert model.manifest["spec"]["resourceProfile"] == f"cpu:{memory // 2}"
     assert server["image"] == "vllm/vllm-openai-cpu:v0.33.0-x86_64"
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in server["volumeMounts"]
+    probe = server["startupProbe"]
+    assert probe["failureThreshold"] * probe["periodSeconds"] == 3 * 3600  # KubeAI's own 3 h
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    assert (env["VLLM_CPU_KVCACHE_SPACE"], env["VLLM_CPU_OMP_THREADS_BIND"]) == ("4", "auto")
     assert any("resourceProfile cpu:" in n.text for n in model.notices)
 
 
