@@ -105,9 +105,9 @@ def test_the_default_agents_call_tools_with_the_hermes_parser(workspace: Path):
 @pytest.mark.parametrize(
     ("po_extra", "clash"),
     [
-        ("aliases: [dev]\n", "'aliases': 'dev' is also the aliases of developer"),
-        ("served_name: architect\n", "'served_name': 'architect' is also the agent name"),
-        ("aliases: [developer]\n", "'aliases': 'developer' is also the agent name of developer"),
+        ("aliases: [dev]\n", "alias 'dev' is also the alias of developer"),
+        ("served_name: architect\n", "served_name 'architect' is also the agent name"),
+        ("aliases: [developer]\n", "alias 'developer' is also the agent name of developer"),
     ],
 )
 def test_a_model_name_two_agents_answer_to_is_refused(workspace: Path, po_extra: str, clash: str):

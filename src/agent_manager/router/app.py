@@ -33,6 +33,7 @@ from agent_manager.router.cards import model_card, model_cards
 from agent_manager.router.catalog import Catalog
 from agent_manager.router.config import RouterConfig
 from agent_manager.router.dialects import dialect_of, error_response
+from agent_manager.router.limits import BodyRefused, read_body
 from agent_manager.router.metrics import CONTENT_TYPE, RouterMetrics
 from agent_manager.router.pinned import PinnedResponse
 from agent_manager.router.pins import IdSniffer, Pin, ResponsePins
@@ -42,6 +43,7 @@ from agent_manager.router.upstream import Forward, Relay, new_client
 
 LOG = logging.getLogger("agent_manager.router")
 OPEN_PATHS = ("/health",)
+FIRST_LOOK_S = 3.0  # a hung Docker must not hold the router's start
 
 
 class Switcher(Protocol):
@@ -164,7 +166,8 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
         client = new_client()
         core.relay = Relay(core.scheduler, core.metrics, client, debug=config.debug)
         with contextlib.suppress(Exception):  # Docker slow or down: the watch tries again
-            core.scheduler.observe_running(await switcher.running(), core.scheduler.generation())
+            running = await asyncio.wait_for(switcher.running(), FIRST_LOOK_S)
+            core.scheduler.observe_running(running, core.scheduler.generation())
         tasks = [
             asyncio.create_task(core.scheduler.run()),
             asyncio.create_task(core.scheduler.watch(switcher.running, config.watch_period_s)),
@@ -243,13 +246,22 @@ class _Proxy:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.monotonic()
-        body = await _body(receive)
-        if body is None:  # the client left before it sent the whole body: nobody to answer
-            return
         core, route = self.core, self.route
-        headers = dict(scope["headers"])
-        content_type = headers.get(b"content-type", b"").decode("latin-1")
-        prepared = prepare(route, body, content_type, core.catalog)
+        content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+        try:
+            body = await read_body(receive, scope["headers"], core.config.limits)
+            if body is None:  # the client left before it sent the whole body: nobody to answer
+                return
+            prepared = prepare(route, body, content_type, core.catalog)
+        except BodyRefused as refused:
+            status = refused.status
+            answer = error_response(
+                status, refused.message, "BadRequestError", dialect=route.dialect
+            )
+            await answer(scope, receive, send)
+            core.metrics.requests.labels("-", str(status)).inc()
+            LOG.info("POST %s refused: %d %s", route.path, status, refused.message)
+            return
         if isinstance(prepared, Refusal):
             agent, status = prepared.agent, prepared.status
             refusal = error_response(
@@ -312,18 +324,6 @@ class _Front:
                     500, message, "InternalServerError", dialect=dialect_of(scope["path"])
                 )
                 await failed(scope, receive, send)
-
-
-async def _body(receive: Receive) -> bytes | None:
-    """The whole request body, or None if the client disconnected first."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 class _RequireKey:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from agent_manager.router.catalog import Catalog, Target
 from agent_manager.router.dialects import Dialect, dialect_of
+from agent_manager.router.limits import parse_json
 from agent_manager.router.multipart import boundary, form_field, with_form_field
 
 GENERATE = (
@@ -97,10 +98,7 @@ def prepare(route: Route, body: bytes, content_type: str, catalog: Catalog) -> P
         model = form_field(body, mark, "model")
         stream = (form_field(body, mark, "stream") or "").lower() == "true"
     else:
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            payload = None
+        payload = parse_json(body)  # BodyRefused(400) when it nests too deeply
         model = payload.get("model") if isinstance(payload, dict) else None
         stream = isinstance(payload, dict) and payload.get("stream") is True
     if not isinstance(model, str):

@@ -304,6 +304,10 @@ class Agent:
     def served_name(self) -> str:
         return self.spec.served_name or self.name
 
+    @property
+    def aliases(self) -> list[str]:
+        return self.spec.aliases
+
     def with_engine(self, engine: Engine) -> Agent:
         """The same agent on another engine (`launch --engine`)."""
         return Agent(self.name, self.path, self.spec.model_copy(update={"engine": engine}))

@@ -1,5 +1,5 @@
 """Loading agents from the workspace: read `agents/<name>.yaml` safely, validate it with
-`parse_spec`, and check what no single file can (two agents on one port or one model name)."""
+`parse_spec`, and check what no single file can (two agents on one port)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from agent_manager.errors import AgentManagerError, SpecError
 from agent_manager.fsio import file_error
 from agent_manager.spec.agents import Agent, parse_spec
 from agent_manager.spec.settings import load_settings
-from agent_manager.spec.uniqueness import check_model_names
+from agent_manager.spec.uniqueness import check_unique_names
 from agent_manager.spec.workspace import Workspace
 from agent_manager.spec.yaml_load import MAX_SPEC_BYTES, check_spec_size
 
@@ -71,11 +71,11 @@ def display_path(path: Path) -> Path:
 
 
 def load_agents(ws: Workspace, names: list[str] | None = None) -> list[Agent]:
-    """Load the named agents (all by default), and check what no single file can: ports."""
+    """Load the named agents (all by default), and check what no single file can: ports, names."""
     agents = [load_agent(ws, name) for name in ws.resolve_agents(names)]
     if names is None:
         check_ports(agents)
-        check_model_names(agents)
+        check_unique_names(agents)
         return agents
     # Named agents are checked against every other spec that loads; a broken spec elsewhere
     # is reported when it is used, not here.
@@ -88,7 +88,7 @@ def load_agents(ws: Workspace, names: list[str] | None = None) -> list[Agent]:
         except AgentManagerError:
             continue
     check_ports(agents + others)
-    check_model_names(agents + others)
+    check_unique_names(agents + others)
     return agents
 
 
