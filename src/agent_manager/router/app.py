@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as Path
@@ -32,7 +31,7 @@ from agent_manager.observe.state import AgentState
 from agent_manager.router.cards import model_card, model_cards
 from agent_manager.router.catalog import Catalog
 from agent_manager.router.config import RouterConfig
-from agent_manager.router.dialects import dialect_of, error_response
+from agent_manager.router.dialects import dialect_of, error_response, no_route
 from agent_manager.router.limits import BodyRefused, read_body
 from agent_manager.router.metrics import CONTENT_TYPE, RouterMetrics
 from agent_manager.router.pinned import PinnedResponse
@@ -197,17 +196,6 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
             return error_response(404, message, "NotFoundError", param="model")
         return JSONResponse(card)
 
-    async def not_found(request: Request, error: Exception) -> Response:
-        status = error.status_code if isinstance(error, HTTPException) else 500
-        path = request.url.path
-        message = (
-            f"The router has no route {request.method} {path}; see docs/router.md."
-            if status == 404
-            else f"{request.method} is not allowed on {path}."
-        )
-        kind = "NotFoundError" if status == 404 else "MethodNotAllowedError"
-        return error_response(status, message, kind, dialect=dialect_of(path))
-
     async def router_status(request: Request) -> Response:
         return JSONResponse(core.status())
 
@@ -226,7 +214,7 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
         Path("/metrics", metrics),
         *(Path(path, proxy, methods=["POST"]) for path, proxy in proxies.items()),
     ]
-    handlers = {404: not_found, 405: not_found}
+    handlers = {404: no_route, 405: no_route}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.core = core
     # The hot path: proxied POSTs skip Starlette's exception middleware and route table.

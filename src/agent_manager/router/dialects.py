@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 Dialect = Literal["openai", "anthropic"]
@@ -73,3 +75,16 @@ def sse_error(status: int, message: str, dialect: Dialect = OPENAI) -> bytes:
     if dialect == ANTHROPIC:
         return f"event: error\ndata: {data}\n\n".encode()
     return f"data: {data}\n\ndata: [DONE]\n\n".encode()
+
+
+async def no_route(request: Request, error: Exception) -> Response:
+    """Starlette's 404 and 405 as JSON in the caller's dialect (its own are plain text)."""
+    status = error.status_code if isinstance(error, HTTPException) else 500
+    path = request.url.path
+    message = (
+        f"The router has no route {request.method} {path}; see docs/router.md."
+        if status == 404
+        else f"{request.method} is not allowed on {path}."
+    )
+    kind = "NotFoundError" if status == 404 else "MethodNotAllowedError"
+    return error_response(status, message, kind, dialect=dialect_of(path))

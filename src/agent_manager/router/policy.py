@@ -199,9 +199,8 @@ class Scheduler:
         return len(self._in_flight)
 
     def idle_left(self) -> float | None:
-        """Seconds until the active agent is stopped for idleness (None: it will not be)."""
-        left = self._idle_left()
-        return None if left is None else round(max(0.0, left), 1)
+        """Seconds until the active agent's idle stop (None: none is coming)."""
+        return None if (left := self._idle_left()) is None else round(max(0.0, left), 1)
 
     # ------------------------------------------------------------------ the loop
 
@@ -214,13 +213,11 @@ class Scheduler:
                 await self._serve(head.agent)
                 continue
             idle_left = self._idle_left()
-            # A timer may fire a hair early (float clocks): within a millisecond is expired,
-            # or the loop would wait again for nothing.
+            # A timer may fire a hair early (float clocks): then it has ended all the same.
             if idle_left is not None and idle_left <= IDLE_SLACK_S:
                 await self._stop_idle()
                 continue
-            # A timed wait re-reads the idle clock when it ends: requests released meanwhile
-            # need not wake the loop (one wake-up per request costs CPU on the hot path).
+            # A timed wait re-reads the idle clock at its end: releases need not wake it.
             self._untimed = idle_left is None
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), idle_left)
