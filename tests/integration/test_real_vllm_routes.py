@@ -189,8 +189,6 @@ def test_the_openai_agents_sdk_runs_an_agent_with_a_tool_through_serve(served: S
         """The weather in a city."""
         return f"sunny in {city}"
 
-    client = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
-
     def agent(model: object) -> Agent:
         return Agent(
             name="helper",
@@ -200,18 +198,19 @@ def test_the_openai_agents_sdk_runs_an_agent_with_a_tool_through_serve(served: S
             model_settings=ModelSettings(max_tokens=8),
         )
 
-    async def run(model: object) -> str:
+    async def run(kind: type) -> str:
+        # A client per event loop: its connection pool belongs to the loop that made it.
+        client = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
+        model = kind(model=ALIAS, openai_client=client)
         result = await Runner.run(agent(model), "What is the weather in Paris?", max_turns=3)
         return str(result.final_output)
 
-    chat = OpenAIChatCompletionsModel(model=ALIAS, openai_client=client)
-    assert asyncio.run(run(chat))  # the text random weights wrote, cut at 8 tokens
+    assert asyncio.run(run(OpenAIChatCompletionsModel))  # random text, cut at 8 tokens
     # The SDK's default, the Responses API: random weights never end an answer by themselves,
     # and the SDK calls a `response.incomplete` (max_output_tokens) a model error. Reaching
     # that verdict means the tools request streamed through the router and back whole.
-    responses = OpenAIResponsesModel(model=ALIAS, openai_client=client)
     try:
-        assert asyncio.run(run(responses))
+        assert asyncio.run(run(OpenAIResponsesModel))
     except ModelBehaviorError as error:
         assert "max_output_tokens" in str(error), error
 
