@@ -186,3 +186,12 @@ def test_the_anthropic_sdk_speaks_to_the_router_with_its_own_key_header(
         wrong = anthropic.Anthropic(base_url=router.url, api_key="wrong", max_retries=0)
         with pytest.raises(anthropic.AuthenticationError):
             wrong.messages.create(model="po", max_tokens=3, messages=MESSAGES)  # type: ignore[arg-type]
+
+
+def test_a_body_without_model_is_refused_in_the_routes_own_words(team: Team):
+    files = {"file": ("a.wav", b"RIFF....WAVE", "audio/wav")}
+    form = httpx.post(team.router.url + TRANSCRIPTION[0], files=files)
+    assert form.status_code == 400
+    assert form.json()["error"]["message"] == "The form must have a 'model' field naming an agent."
+    plain = team.post("/v1/chat/completions", {"messages": MESSAGES})
+    assert plain.json()["error"]["param"] == "model" and team.switcher.switches == []

@@ -102,13 +102,12 @@ def prepare(route: Route, body: bytes, content_type: str, catalog: Catalog) -> P
         model = payload.get("model") if isinstance(payload, dict) else None
         stream = isinstance(payload, dict) and payload.get("stream") is True
     if not isinstance(model, str):
-        where = "form field" if mark is not None else "JSON object with"
-        return Refusal(
-            400,
-            f"The body must be a {where} a 'model' naming an agent.",
-            "BadRequestError",
-            "model",
+        message = (
+            "The form must have a 'model' field naming an agent."
+            if mark is not None
+            else "The body must be a JSON object with a 'model' naming an agent."
         )
+        return Refusal(400, message, "BadRequestError", "model")
     target = catalog.find(model)
     if target is None:
         names = ", ".join(catalog.names()) or "none"
