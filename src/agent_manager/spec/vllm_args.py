@@ -25,6 +25,10 @@ CPU_IMAGE = "vllm/vllm-openai-cpu"
 CONTAINER_PORT = 8000
 # A local model folder is mounted read-only at <MODEL_MOUNT>/<agent> inside the container.
 MODEL_MOUNT = "/models"
+# A stop: SIGTERM, vLLM drains in-flight requests for SHUTDOWN_TIMEOUT_S (--shutdown-timeout),
+# and Docker's SIGKILL comes at STOP_GRACE_PERIOD_S (the compose stop_grace_period).
+SHUTDOWN_TIMEOUT_S = 25
+STOP_GRACE_PERIOD_S = 30
 
 # `--quantization` values of 0.33.0 (`QuantizationMethods`); the parser itself has no choices.
 QUANTIZATION_METHODS = frozenset(
@@ -199,6 +203,11 @@ def _dotted(name: str, table: FlagTable) -> tuple[str, Flag]:
     return name, flag
 
 
+def sleeps(spec: AgentSpec) -> bool:
+    """Sleep mode is rendered for the GPU engine only: vLLM's CPU engine has none."""
+    return spec.switch == "sleep" and spec.engine == "cuda"
+
+
 def serve_argv(agent: Agent) -> list[str]:
     """The argv after `vllm serve` (the image's entrypoint): the model first, then flags."""
     spec = agent.spec
@@ -228,8 +237,11 @@ def serve_argv(agent: Agent) -> list[str]:
         argv.append("--enforce-eager")
     if spec.trust_remote_code:
         argv.append("--trust-remote-code")
-    if spec.switch == "sleep":
+    if sleeps(spec):
         argv.append("--enable-sleep-mode")
+    # vLLM 0.33 aborts in-flight requests on SIGTERM unless given time (default 0): drain,
+    # and end before the compose stop_grace_period sends SIGKILL.
+    argv += ["--shutdown-timeout", str(SHUTDOWN_TIMEOUT_S)]
     overrides = spec.generation_overrides()
     if overrides:
         argv += ["--override-generation-config", _json(overrides)]
