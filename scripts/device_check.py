@@ -158,10 +158,14 @@ def measure() -> dict[str, Any]:
     figures["held_device_delta_bytes"] = held_used - base_used
     figures["held_by_pid_bytes"] = by_pid
     figures["attributed_by_pid"] = by_pid is not None
+    attributed = (
+        "nothing to its pid (another pid namespace?)"
+        if by_pid is None
+        else f"{by_pid / GIB:.2f} GiB to pid {pid}"
+    )
     say(
         f"torch process holding {HELD_BYTES / GIB:.0f} GiB: device used "
-        f"+{(held_used - base_used) / GIB:.2f} GiB; NVML attributes "
-        f"{'nothing to its pid (another pid namespace?)' if by_pid is None else f'{by_pid / GIB:.2f} GiB to pid {pid}'}"
+        f"+{(held_used - base_used) / GIB:.2f} GiB; NVML attributes {attributed}"
     )
     figures |= time_free_wait(proc, pid, by_pid, held_used)
     return figures
