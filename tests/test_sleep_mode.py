@@ -153,9 +153,10 @@ def test_too_little_host_ram_falls_back_to_level_2_with_the_numbers() -> None:
     level, why = choose_sleep_level("architect", 1, int(9.3 * GIB), 6 * GIB)
     assert level == 2
     assert why == (
-        "architect: sleep level 1 would move 9.3 GiB of weights to host RAM, but only 6.0 GiB "
-        "is available (2.0 GiB kept for the system), short by 5.3 GiB; sleeping at level 2 "
-        "instead (its weights are reloaded from disk on wake)."
+        "architect: sleep level 1 would hold 9.3 GiB in host RAM (its weights in pinned, "
+        "power-of-two rounded blocks), but only 6.0 GiB is available (2.0 GiB kept for the "
+        "system), short by 5.3 GiB; sleeping at level 2 instead (its weights are reloaded "
+        "from disk on wake)."
     )
     assert choose_sleep_level("architect", 1, int(9.3 * GIB), 64 * GIB) == (1, None)
     assert choose_sleep_level("architect", 2, int(9.3 * GIB), 1 * GIB) == (2, None)
