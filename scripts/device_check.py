@@ -176,7 +176,7 @@ def time_free_wait(
 ) -> dict[str, Any]:
     """The switch's own wait (GpuWatch) from the holder's exit until NVML shows it gone."""
     from agent_manager.adapters import nvml
-    from agent_manager.runtime.vram import GpuWatch
+    from agent_manager.switch.vram import GpuWatch
 
     watch = GpuWatch(nvml.get_nvml(), {pid: by_pid} if by_pid is not None else {}, used_before)
     said: list[str] = []

@@ -329,7 +329,7 @@ def test_ensure_fits_passes_a_fitting_agent_and_counts_our_running_agent_as_free
 ) -> None:
     # The GPU is full of agent architect, which launch stops before starting po.
     monkeypatch.setattr(
-        "agent_manager.runtime.gpu.container_id_of", lambda pid, proc_root=None: "ab" * 32
+        "agent_manager.observe.gpu.container_id_of", lambda pid, proc_root=None: "ab" * 32
     )
     from tests.fakes.docker import install_docker
     from tests.test_gpu_stats import _container

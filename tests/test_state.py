@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager.runtime.agents import serving_probe
-from agent_manager.runtime.context import LaunchEvents, LaunchFailed
-from agent_manager.runtime.state import (
+from agent_manager.observe.state import (
     AgentMachine,
     AgentState,
     IllegalTransition,
@@ -18,9 +16,11 @@ from agent_manager.runtime.state import (
     state_of,
     states_from,
 )
-from agent_manager.runtime.switch import switch_to
+from agent_manager.observe.status import serving_probe
 from agent_manager.spec.loader import load_agent
 from agent_manager.spec.workspace import resolve_workspace
+from agent_manager.switch.context import LaunchEvents, LaunchFailed
+from agent_manager.switch.core import switch_to
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.docker import Behaviour, FakeDocker, install
 

@@ -106,7 +106,7 @@ def disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def interrupt_before_compose(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C while launch still checks things, before `docker compose up` ran."""
-    from agent_manager.runtime import switch
+    from agent_manager.switch import core as switch
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt

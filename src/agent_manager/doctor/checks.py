@@ -28,7 +28,7 @@ from agent_manager.doctor.verdicts import (
 )
 from agent_manager.errors import AgentManagerError, SpecError
 from agent_manager.models.cache_layout import hf_home, hub_cache
-from agent_manager.runtime.ports import PortUse, port_holders, port_use
+from agent_manager.observe.ports import PortUse, port_holders, port_use
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.loader import check_ports, load_agent
 from agent_manager.spec.vllm_args import IMAGE, IMAGE_TAG

@@ -46,7 +46,7 @@ def gpu_target_on_paper(gib: float) -> GpuTarget:
 
 def gpu_target_from_nvml(gpu_index: int = 0) -> GpuTarget:
     """The real GPU (raises GpuUnavailableError), with who holds its memory now."""
-    from agent_manager.runtime.gpu import take_snapshot
+    from agent_manager.observe.gpu import take_snapshot
 
     snapshot = take_snapshot()
     if gpu_index >= len(snapshot.gpus):

@@ -3,7 +3,7 @@
 A vLLM engine asleep still holds VRAM: its CUDA context, CUDA graphs (not offloaded by
 default) and whatever vLLM allocated outside its sleep-mode allocator. vLLM logs the figure
 when it falls asleep ("Sleep mode freed X GiB memory, Y GiB memory is still in use"); until an
-agent has been seen asleep, `DEFAULT_RESIDUAL_BYTES` stands in for it.
+agent has been seen asleep, `observe.sleepers.DEFAULT_RESIDUAL_BYTES` stands in for it.
 
 The agent that starts next must still pass vLLM's own check, free ≥ ceil(fraction × total),
 with every sleeper's remainder on the card: `beside_sleepers` rewrites the GPU the planner
@@ -22,11 +22,6 @@ from agent_manager.plan.models import GpuTarget, Holder
 
 GIB = 1024**3
 MIB = 1024**2
-# Before a measurement: CUDA context + CUDA graphs and buffers vLLM keeps on the GPU. The CUDA
-# context's own size is to be measured by scripts/device_check.sh on a lent H100/H200
-# (docs/gpu-stats.md, pending); vLLM's docs put a sleeper's remainder at "about 1 GiB"
-# (CUDA graphs are not offloaded by default). Replaced by the measured figure after a sleep.
-DEFAULT_RESIDUAL_BYTES = 1 * GIB
 # A measured residual is never taken below this: NVML's per-process figure (or vLLM's
 # whole-GPU one minus the others) of a sleeping engine still holds its CUDA context.
 MIN_RESIDUAL_BYTES = 256 * MIB

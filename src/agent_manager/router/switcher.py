@@ -63,8 +63,8 @@ class DockerSwitcher:
         await in_thread(lambda: self._launch(agent))
 
     def _launch(self, agent: str) -> None:
-        from agent_manager.runtime.context import LaunchEvents, LaunchFailed, LaunchOptions
-        from agent_manager.runtime.switch import switch_to
+        from agent_manager.switch.context import LaunchEvents, LaunchFailed, LaunchOptions
+        from agent_manager.switch.core import switch_to
 
         events = LaunchEvents(
             message=lambda text: LOG.info("%s: %s", agent, text),
@@ -85,8 +85,8 @@ class DockerSwitcher:
         await in_thread(lambda: self._stop(agent))
 
     def _stop(self, agent: str) -> None:
-        from agent_manager.runtime.lock import workspace_lock
-        from agent_manager.runtime.stop import stop_agents
+        from agent_manager.switch.lock import workspace_lock
+        from agent_manager.switch.stop import stop_agents
 
         LOG.info("stopping %s (idle)", agent)
         try:
@@ -111,8 +111,8 @@ def awake_and_asleep(ws: Workspace) -> tuple[str | None, frozenset[str]]:
     """The agent whose container runs awake now (None when none does), and the agents whose
     container runs but whose engine sleeps (`switch: sleep`). Read from our labels and, for
     sleep agents only, vLLM's /is_sleeping: a sleeping engine must never get requests."""
-    from agent_manager.runtime.agents import serving_probe
-    from agent_manager.runtime.state import AgentState, current_states
+    from agent_manager.observe.state import AgentState, current_states
+    from agent_manager.observe.status import serving_probe
 
     probe = serving_probe(ws, health=False)
     states = current_states(probe=probe)

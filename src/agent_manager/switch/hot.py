@@ -15,126 +15,37 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import host as host_adapter
 from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters import nvml as nvml_adapter
-from agent_manager.adapters import vllm_dev
 from agent_manager.adapters.docker import AgentContainer
-from agent_manager.errors import AgentManagerError, GpuUnavailableError, LaunchError
-from agent_manager.plan import planner
-from agent_manager.plan.sleepers import (
+from agent_manager.diagnosis.sleep_log import last_sleep_measure, weights_bytes_from_log
+from agent_manager.errors import AgentManagerError, GpuUnavailableError
+from agent_manager.observe import sleep_records
+from agent_manager.observe.gpu import container_id_of
+from agent_manager.observe.sleepers import (
     DEFAULT_RESIDUAL_BYTES,
-    choose_sleep_level,
-    measured_residual,
+    SleepAgent,
+    cached_agent,
+    residual_of,
 )
-from agent_manager.runtime import sleep_records
-from agent_manager.runtime.gpu import container_id_of
-from agent_manager.runtime.sleep import (
-    WAKE_TIMEOUT_S,
-    SleepFailed,
-    last_sleep_measure,
-    put_to_sleep,
-    wake,
-    weights_bytes_from_log,
-)
-from agent_manager.runtime.state import AgentMachine, AgentState
-from agent_manager.runtime.stop import STOP_GRACE_S, stop_and_remove
+from agent_manager.observe.state import AgentMachine, AgentState
+from agent_manager.plan.sleepers import choose_sleep_level, measured_residual
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.endpoint import api_key_from
-from agent_manager.spec.loader import load_agent
 from agent_manager.spec.workspace import Workspace
-
-if TYPE_CHECKING:  # the switch core imports this module; its types are only annotations here
-    from agent_manager.runtime.context import SwitchContext
-    from agent_manager.runtime.switch import SwitchPlan, SwitchStrategy
+from agent_manager.switch.context import SwitchContext
+from agent_manager.switch.engine_sleep import WAKE_TIMEOUT_S, SleepFailed, put_to_sleep, wake
+from agent_manager.switch.stop import STOP_GRACE_S, stop_and_remove
+from agent_manager.switch.strategy import SwitchPlan, SwitchStrategy
 
 GIB = 1024**3
 NVML_DROP_BYTES = 256 * 1024**2
 NVML_DROP_WAIT_S = 5.0
 
 Say = Callable[[str], None]
-
-
-@dataclass
-class SleepAgent:
-    """A running container of a `switch: sleep` agent, made from its current spec."""
-
-    container: AgentContainer
-    agent: Agent
-    url: str
-    asleep: bool
-
-
-def _load(ws: Workspace, name: str) -> Agent:
-    """load_agent, parsed once per file version: a switch looks at each spec several times."""
-    path = ws.spec_path(name)
-    try:
-        stat = path.stat()
-    except OSError:
-        return load_agent(ws, name)  # says the file is missing
-    return _load_cached(ws, name, stat.st_mtime_ns, stat.st_size)
-
-
-@lru_cache(maxsize=32)
-def _load_cached(ws: Workspace, name: str, mtime_ns: int, size: int) -> Agent:
-    return load_agent(ws, name)
-
-
-def sleep_agents(ws: Workspace, containers: list[AgentContainer]) -> list[SleepAgent]:
-    """Running containers that can sleep (spec says sleep, container made from that spec)."""
-    found = []
-    for container in containers:
-        if not container.running or container.port is None:
-            continue
-        try:
-            agent = _load(ws, container.agent)
-        except AgentManagerError:
-            continue  # spec gone or broken: it is stopped, not slept
-        if agent.spec.switch != "sleep" or container.spec_hash != agent.spec_hash():
-            continue
-        url = http_adapter.base_url(agent.spec.bind, container.port)
-        try:
-            asleep = vllm_dev.is_sleeping(url, timeout=2.0)
-        except vllm_dev.DevApiError:
-            continue  # still starting, or not in sleep mode: stopped as before
-        found.append(SleepAgent(container, agent, url, asleep))
-    return found
-
-
-def residual_of(ws: Workspace, agent: Agent) -> int:
-    """VRAM the agent keeps asleep: measured for this spec once seen, else the default."""
-    record = sleep_records.read_record(ws, agent.name)
-    if record and record.spec_hash == agent.spec_hash() and record.residual_bytes:
-        return record.residual_bytes
-    return DEFAULT_RESIDUAL_BYTES
-
-
-def check_fit(ws: Workspace, agent: Agent, cold: bool, force: bool) -> tuple[list[str], bool]:
-    """The planner's verdict with the sleepers left on the card: (warnings, keep sleepers)."""
-    if cold:
-        return planner.ensure_fits(agent, force=force), False
-    found = sleep_agents(ws, docker_adapter.get_docker().list_agent_containers())
-    others = [s for s in found if s.agent.name != agent.name]
-    if any(s.agent.name == agent.name and s.asleep for s in found):
-        # A wake re-maps what the sleep freed; vLLM does no start check then.
-        return [], True
-    if not others:
-        return planner.ensure_fits(agent, force=force), True
-    residuals = {s.agent.name: residual_of(ws, s.agent) for s in others}
-    try:
-        return planner.ensure_fits(agent, sleepers=residuals), True
-    except LaunchError as refusal:
-        names = ", ".join(sorted(residuals))
-        line = (
-            f"{agent.name} would not fit beside sleeping {names} ({refusal.message}); "
-            "stopping them instead (cold switch)."
-        )
-        return [line, *planner.ensure_fits(agent, force=force)], False
 
 
 class HotSwitch:
@@ -180,7 +91,7 @@ def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set
         if machine.state not in (AgentState.SLEEPING, AgentState.READY) or not container.running:
             continue
         try:
-            found = _load(ws, container.agent)
+            found = cached_agent(ws, container.agent)
         except AgentManagerError:
             continue
         if found.spec.switch != "sleep" or container.spec_hash != found.spec_hash():
@@ -222,7 +133,7 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
     record.weights_bytes = weights
     measure = last_sleep_measure(docker_adapter.get_docker().log_lines(container.id, tail=50))
     if measure is not None:
-        others = sum(residual_of(ws, _load(ws, name)) for name in sleeping)
+        others = sum(residual_of(ws, cached_agent(ws, name)) for name in sleeping)
         record.freed_bytes = measure.freed_bytes
         record.still_in_use_bytes = measure.still_in_use_bytes
         record.residual_bytes = measured_residual(measure.still_in_use_bytes, others)

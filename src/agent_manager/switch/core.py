@@ -19,19 +19,23 @@ impossible move (a container changed under us) fails loudly instead of being pap
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from agent_manager.adapters import docker as docker_adapter
-from agent_manager.adapters.compose import CONFIG_HASH_LABEL, config_hash_matches, read_until_exit
+from agent_manager.adapters.compose import CONFIG_HASH_LABEL, config_hash_matches
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.compose.files import check_override, write_compose
 from agent_manager.compose.render import SERVICE
-from agent_manager.errors import LaunchError
 from agent_manager.models.cache_state import CacheState, cache_state
-from agent_manager.runtime import follow, hot_switch
-from agent_manager.runtime.agents import serving_probe
-from agent_manager.runtime.context import (
+from agent_manager.observe.ports import preflight_port
+from agent_manager.observe.state import AgentMachine, AgentState, states_from
+from agent_manager.observe.status import serving_probe
+from agent_manager.spec.endpoint import endpoint_for
+from agent_manager.spec.loader import load_agents
+from agent_manager.spec.workspace import Workspace
+from agent_manager.switch import follow
+from agent_manager.switch import hot as hot_switch
+from agent_manager.switch.cold import ColdSwitch
+from agent_manager.switch.context import (
     LaunchEvents,
     LaunchFailed,
     LaunchOptions,
@@ -40,17 +44,10 @@ from agent_manager.runtime.context import (
     LaunchTimings,
     SwitchContext,
 )
-from agent_manager.runtime.diagnose import Context, Failure, diagnose
-from agent_manager.runtime.lock import LockHolder, workspace_lock
-from agent_manager.runtime.phases import CREATING, PULLING, phase_of
-from agent_manager.runtime.ports import preflight_port
-from agent_manager.runtime.preflight import no_gpu_hint, require_api_key, require_local_model
-from agent_manager.runtime.state import AgentMachine, AgentState, states_from
-from agent_manager.runtime.stop import STOP_GRACE_S, stop_and_remove
-from agent_manager.runtime.vram import GpuWatch
-from agent_manager.spec.endpoint import endpoint_for
-from agent_manager.spec.loader import load_agents
-from agent_manager.spec.workspace import Workspace, project_name
+from agent_manager.switch.fit import check_fit
+from agent_manager.switch.lock import LockHolder, workspace_lock
+from agent_manager.switch.preflight import no_gpu_hint, require_api_key, require_local_model
+from agent_manager.switch.strategy import SwitchPlan, SwitchStrategy
 
 
 def switch_to(
@@ -79,7 +76,7 @@ def switch_to(
     if hint is not None:
         warnings, hot = [hint], not options.cold
     else:
-        warnings, hot = hot_switch.check_fit(ws, agent, options.cold, options.force)
+        warnings, hot = check_fit(ws, agent, options.cold, options.force)
     for text in warnings:
         events.warning(text)
     ctx = SwitchContext(ws, agent, options, events, progress, timings, start, docker, hot=hot)
@@ -134,23 +131,6 @@ def switch_to(
 # --------------------------------------------------------------------------- the plan
 
 
-@dataclass
-class SwitchPlan:
-    """What the switch found in Docker, and each agent's state machine from there."""
-
-    containers: list[AgentContainer]  # every container of this instance, newest first
-    keep: AgentContainer | None  # the target's own running container, left as it is
-    machines: dict[str, AgentMachine]
-    staying: set[str] = field(default_factory=set)  # ids of containers left asleep
-
-    @property
-    def to_put_away(self) -> list[AgentContainer]:
-        return [c for c in self.containers if c is not self.keep and c.id not in self.staying]
-
-    def machine(self, agent: str) -> AgentMachine:
-        return self.machines[agent]
-
-
 def _prepare(ctx: SwitchContext) -> SwitchPlan:
     """Pre-flight (nothing is touched if it fails), the compose file, and Docker's state."""
     agent, events = ctx.agent, ctx.events
@@ -196,19 +176,6 @@ def _reusable(ctx: SwitchContext, containers: list[AgentContainer]) -> AgentCont
 # --------------------------------------------------------------------------- strategies
 
 
-class SwitchStrategy(Protocol):
-    """How the old agents are put away and the new one is brought up.
-
-    Cold (today): stop and remove, then `compose up`. A hot switch (vLLM sleep mode) puts the
-    old agent to sleep (ready → sleeping) instead, and wakes a sleeping new one
-    (sleeping → starting → ready) instead of creating it: it plugs in at `strategy_for`.
-    """
-
-    def put_away(self, ctx: SwitchContext, plan: SwitchPlan) -> None: ...
-
-    def bring_up(self, ctx: SwitchContext, plan: SwitchPlan) -> AgentContainer: ...
-
-
 def strategy_for(ctx: SwitchContext, plan: SwitchPlan) -> SwitchStrategy:
     """Hot (sleep/wake, see hot_switch.py) unless --cold or the target would not fit beside
     sleepers; a sleeping target is never reused by a cold switch (it would look ready)."""
@@ -219,96 +186,6 @@ def strategy_for(ctx: SwitchContext, plan: SwitchPlan) -> SwitchStrategy:
         ctx.events.message(f"{keep.agent} sleeps; restarting it cold.")
         plan.keep = None
     return ColdSwitch()
-
-
-class ColdSwitch:
-    """Stop and remove every other container, wait for its GPU memory, `compose up -d`."""
-
-    def put_away(self, ctx: SwitchContext, plan: SwitchPlan) -> None:
-        events, progress = ctx.events, ctx.progress
-        leaving = plan.to_put_away
-        watch = GpuWatch.before_stop([c for c in leaving if c.running], events.message)
-        # A stopped agent's leftover container, or a second one of the agent being kept, is
-        # housekeeping: the agent's own state does not change.
-        moving = [
-            plan.machine(agent)
-            for agent in dict.fromkeys(c.agent for c in leaving)
-            if (plan.keep is None or agent != plan.keep.agent)
-            and plan.machine(agent).state is not AgentState.STOPPED
-        ]
-        for machine in moving:
-            if machine.state is not AgentState.STOPPING:  # Docker may be removing it already
-                machine.move(AgentState.STOPPING)
-        for old in leaving:
-            stopped = stop_and_remove(old, grace_s=STOP_GRACE_S, on_progress=events.message)
-            if old.running:
-                progress.stopped.append(old.agent)
-                events.message(f"Stopped {old.agent} in {stopped.seconds:.1f} s.")
-        for machine in moving:
-            machine.move(AgentState.STOPPED)
-        ctx.timings.old_gone = time.time()
-        if watch is not None:
-            watch.wait_until_free(events.message, ctx.deadline)
-
-    def bring_up(self, ctx: SwitchContext, plan: SwitchPlan) -> AgentContainer:
-        agent = ctx.agent
-        machine = plan.machine(agent.name)
-        if plan.keep is None:
-            machine.move(AgentState.STARTING)
-        ctx.timings.up_issued = time.time()
-        try:
-            _compose_up(ctx)
-        except LaunchFailed:
-            machine.move(AgentState.FAILED)
-            raise
-        ctx.timings.up_done = time.time()
-        for project in sorted({c.project for c in plan.to_put_away if c.agent != agent.name}):
-            ctx.docker.remove_project_networks(project)
-        mine = [c for c in ctx.docker.list_agent_containers() if c.agent == agent.name]
-        if not mine:
-            raise LaunchError(
-                f"`docker compose up` succeeded but no container of {agent.name} exists.",
-                hint=f"Check {ctx.ws.compose_path(agent.name)} and your override file, then "
-                f"`docker compose -p {project_name(agent.name)} ps -a`.",
-            )
-        ctx.progress.container = mine[0].name
-        return mine[0]
-
-
-def _compose_up(ctx: SwitchContext) -> None:
-    """`docker compose up -d`, cut at the deadline; a failure is diagnosed from its output."""
-    agent, ws = ctx.agent, ctx.ws
-    ctx.progress.compose_started = True
-
-    def on_line(line: str) -> None:
-        phase = phase_of(line)
-        if phase in (PULLING, CREATING):
-            ctx.set_phase(phase)
-
-    process = ctx.docker.start_compose(ws, agent.name, "up", "-d", offline=ctx.offline)
-    run = read_until_exit(process, ctx.deadline, on_line)
-    if run.code is None:
-        doing = " (still pulling the image)" if ctx.progress.phase == PULLING else ""
-        raise LaunchError(
-            f"`docker compose up` for {agent.name} did not finish within "
-            f"{ctx.options.timeout:.0f} s{doing}.",
-            hint="Check the Docker daemon (`docker info`) and the network, then launch again "
-            f"with a larger --timeout; `agent-manager stop {agent.name}` removes what it left.",
-            details=run.output[-10:],
-        )
-    if run.code != 0:
-        failure = diagnose(
-            run.output, Context(agent.name, None, "not-created", spec_path=agent.path)
-        )
-        if failure.kind == "unrecognised":
-            failure = Failure(
-                "compose-failed",
-                f"`docker compose up` failed (exit code {run.code}).",
-                f"Check {ws.compose_path(agent.name)} and, if you have one, "
-                f"{ws.override_path(agent.name)}; its output is below.",
-                run.output[-30:],
-            )
-        raise LaunchFailed(agent.name, failure, None)
 
 
 def _until_ready(ctx: SwitchContext, machine: AgentMachine, container: AgentContainer) -> None:

@@ -18,9 +18,9 @@ from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters import vllm_dev
 from agent_manager.adapters.docker import AgentContainer
+from agent_manager.diagnosis.diagnose import Context, Failure, diagnose
 from agent_manager.errors import AgentManagerError
-from agent_manager.runtime.diagnose import Context, Failure, diagnose
-from agent_manager.runtime.state import AgentState, RunningProbe
+from agent_manager.observe.state import AgentState, RunningProbe
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.endpoint import api_key_from
 from agent_manager.spec.loader import display_path, load_agent
@@ -60,7 +60,7 @@ class StatusReport(BaseModel):
 
 
 def collect_status(ws: Workspace) -> StatusReport:
-    from agent_manager.runtime.sleep_status import asleep_labels
+    from agent_manager.observe.sleepers import asleep_labels
 
     containers = docker_adapter.get_docker().list_agent_containers()
     rows = [_status_of(ws, container) for container in containers]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from agent_manager.adapters import nvml as nvml_adapter
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.errors import GpuUnavailableError, LaunchError
-from agent_manager.runtime import gpu
-from agent_manager.runtime.gpu import container_id_of, gib
+from agent_manager.observe import gpu
+from agent_manager.observe.gpu import container_id_of, gib
 
 VRAM_POLL_S = 0.25
 VRAM_TIMEOUT_S = 60.0

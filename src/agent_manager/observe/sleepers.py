@@ -1,0 +1,111 @@
+"""Which sleep agents sleep now, for `status`, `list`, `gpu-stats` and `plan`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from agent_manager.adapters import docker as docker_adapter
+from agent_manager.adapters import http as http_adapter
+from agent_manager.adapters import vllm_dev
+from agent_manager.adapters.docker import AgentContainer
+from agent_manager.errors import AgentManagerError
+from agent_manager.observe import sleep_records
+from agent_manager.spec.agents import Agent
+from agent_manager.spec.loader import load_agent
+from agent_manager.spec.workspace import Workspace
+
+# Before a measurement: CUDA context + CUDA graphs and buffers vLLM keeps on the GPU. The CUDA
+# context's own size is to be measured by scripts/device_check.sh on a lent H100/H200
+# (docs/gpu-stats.md, pending); until then 1 GiB is an assumption (context + graphs, which
+# vLLM does not offload by default). Replaced by the measured figure after a sleep.
+DEFAULT_RESIDUAL_BYTES = 1 * 1024**3
+
+
+@dataclass
+class SleepAgent:
+    """A running container of a `switch: sleep` agent, made from its current spec."""
+
+    container: AgentContainer
+    agent: Agent
+    url: str
+    asleep: bool
+
+
+def cached_agent(ws: Workspace, name: str) -> Agent:
+    """load_agent, parsed once per file version: a switch looks at each spec several times."""
+    path = ws.spec_path(name)
+    try:
+        stat = path.stat()
+    except OSError:
+        return load_agent(ws, name)  # says the file is missing
+    return _load_cached(ws, name, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=32)
+def _load_cached(ws: Workspace, name: str, mtime_ns: int, size: int) -> Agent:
+    return load_agent(ws, name)
+
+
+def sleep_agents(ws: Workspace, containers: list[AgentContainer]) -> list[SleepAgent]:
+    """Running containers that can sleep (spec says sleep, container made from that spec)."""
+    found = []
+    for container in containers:
+        if not container.running or container.port is None:
+            continue
+        try:
+            agent = cached_agent(ws, container.agent)
+        except AgentManagerError:
+            continue  # spec gone or broken: it is stopped, not slept
+        if agent.spec.switch != "sleep" or container.spec_hash != agent.spec_hash():
+            continue
+        url = http_adapter.base_url(agent.spec.bind, container.port)
+        try:
+            asleep = vllm_dev.is_sleeping(url, timeout=2.0)
+        except vllm_dev.DevApiError:
+            continue  # still starting, or not in sleep mode: stopped as before
+        found.append(SleepAgent(container, agent, url, asleep))
+    return found
+
+
+def residual_of(ws: Workspace, agent: Agent) -> int:
+    """VRAM the agent keeps asleep: measured for this spec once seen, else the default."""
+    record = sleep_records.read_record(ws, agent.name)
+    if record and record.spec_hash == agent.spec_hash() and record.residual_bytes:
+        return record.residual_bytes
+    return DEFAULT_RESIDUAL_BYTES
+
+
+def asleep_labels(ws: Workspace, containers: list[AgentContainer] | None = None) -> dict[str, str]:
+    """agent → `asleep (level 1, 5.2 GiB in host RAM)` for each agent whose container sleeps.
+
+    Asks Docker only when a record says something sleeps, so `list` stays offline otherwise.
+    """
+    records = {
+        name: record
+        for name in ws.agent_names()
+        if (record := sleep_records.read_record(ws, name)) is not None and record.asleep
+    }
+    if not records:
+        return {}
+    if containers is None:
+        try:
+            containers = docker_adapter.get_docker().list_agent_containers()
+        except AgentManagerError:
+            return {}
+    labels = {}
+    for other in sleep_agents(ws, containers):
+        if not other.asleep:
+            continue
+        record = sleep_records.asleep_record(ws, other.agent.name, other.container.id)
+        labels[other.agent.name] = record.label() if record else "asleep"
+    return labels
+
+
+def sleeper_residuals(ws: Workspace) -> dict[str, int]:
+    """agent → VRAM it would keep asleep, for every sleep agent of ours that runs now."""
+    try:
+        containers = docker_adapter.get_docker().list_agent_containers(include_stopped=False)
+    except AgentManagerError:
+        return {}  # no Docker: nothing of ours runs
+    return {s.agent.name: residual_of(ws, s.agent) for s in sleep_agents(ws, containers)}

@@ -1,0 +1,33 @@
+"""The fit check: will the target start beside the agents left asleep on the GPU?"""
+
+from __future__ import annotations
+
+from agent_manager.adapters import docker as docker_adapter
+from agent_manager.errors import LaunchError
+from agent_manager.observe.sleepers import residual_of, sleep_agents
+from agent_manager.plan import planner
+from agent_manager.spec.agents import Agent
+from agent_manager.spec.workspace import Workspace
+
+
+def check_fit(ws: Workspace, agent: Agent, cold: bool, force: bool) -> tuple[list[str], bool]:
+    """The planner's verdict with the sleepers left on the card: (warnings, keep sleepers)."""
+    if cold:
+        return planner.ensure_fits(agent, force=force), False
+    found = sleep_agents(ws, docker_adapter.get_docker().list_agent_containers())
+    others = [s for s in found if s.agent.name != agent.name]
+    if any(s.agent.name == agent.name and s.asleep for s in found):
+        # A wake re-maps what the sleep freed; vLLM does no start check then.
+        return [], True
+    if not others:
+        return planner.ensure_fits(agent, force=force), True
+    residuals = {s.agent.name: residual_of(ws, s.agent) for s in others}
+    try:
+        return planner.ensure_fits(agent, sleepers=residuals), True
+    except LaunchError as refusal:
+        names = ", ".join(sorted(residuals))
+        line = (
+            f"{agent.name} would not fit beside sleeping {names} ({refusal.message}); "
+            "stopping them instead (cold switch)."
+        )
+        return [line, *planner.ensure_fits(agent, force=force)], False
