@@ -26,6 +26,8 @@ Environment knobs:
     STANDIN_WAKE_FAIL       error (500, stays asleep), hang (never answers), crash (engine dies)
     STANDIN_SLEEP_RESIDUAL_GIB  what the "still in use" part of the sleep line says (0.61)
     STANDIN_RESET_PREFIX_FAIL   1: /reset_prefix_cache answers {"success": false}
+    STANDIN_RELOAD_BROKEN       1: reload_weights succeeds but the weights stay wrong (an
+                                upstream reload bug, e.g. of a quantized checkpoint)
 
 Not vLLM: `GET /standin/counts` returns {"loads", "reloads", "sleeps", "wakes", "garbage",
 "aborted"} of this process, so tests can tell a wake from a restart and a bad wake order.
@@ -72,6 +74,7 @@ class SleepMode:
         self.wake_fail = os.environ.get("STANDIN_WAKE_FAIL", "").strip().lower()
         self.residual = float(os.environ.get("STANDIN_SLEEP_RESIDUAL_GIB", "0.61"))
         self.reset_fails = os.environ.get("STANDIN_RESET_PREFIX_FAIL", "") == "1"
+        self.reload_broken = os.environ.get("STANDIN_RELOAD_BROKEN", "") == "1"
         self.log = log
         self.stop = stop
         self.lock = threading.Lock()  # one sleep/wake/reload at a time, as the engine core
@@ -168,12 +171,13 @@ class SleepMode:
             return
         level = int(raw)
         started = time.monotonic()
+        with self.state:
+            self.paused = True  # from here new requests are held
+        if mode == "abort":
+            # At once, even while an earlier `wait` sleep drains: that one then completes.
+            self.abort_all()
         with self.lock:
-            with self.state:
-                self.paused = True  # from here new requests are held
-            if mode == "abort":
-                self.abort_all()
-            elif mode == "wait":
+            if mode == "wait":
                 self.log.engine(
                     "Waiting for in-flight requests to complete before sleeping...",
                     where="core.py:1027",
@@ -297,7 +301,7 @@ class SleepMode:
                 return
             time.sleep(self.wake_seconds)
             with self.state:
-                self.weights_valid = True
+                self.weights_valid = not self.reload_broken
             self.counts["reloads"] += 1
             self.log.engine(
                 f"Loading weights took {self.wake_seconds:.2f} seconds",

@@ -41,12 +41,17 @@ def _call(method: str, url: str, timeout: float, **kwargs: Any) -> Any:
         return None
 
 
-def sleep(url: str, level: int, timeout: float) -> None:
-    _call("POST", f"{url}/sleep?level={level}", timeout)
+def sleep(url: str, level: int, mode: str, timeout: float) -> dict[str, Any]:
+    """`POST /sleep?level=N&mode=M`: vLLM answers {"status": "sleeping", "level": N} once the
+    engine sleeps (mode "wait" first lets the in-flight requests finish)."""
+    return _answer(_call("POST", f"{url}/sleep?level={level}&mode={mode}", timeout), "/sleep")
 
 
-def wake_up(url: str, timeout: float) -> None:
-    _call("POST", f"{url}/wake_up", timeout)
+def wake_up(url: str, tags: list[str] | None, timeout: float) -> dict[str, Any]:
+    """`POST /wake_up[?tags=...]`: {"status": "awake" | "sleeping", "tags": [...]}; "sleeping"
+    while some tag still sleeps (vLLM resumes scheduling only when none does)."""
+    query = "?" + "&".join(f"tags={tag}" for tag in tags) if tags else ""
+    return _answer(_call("POST", f"{url}/wake_up{query}", timeout), "/wake_up")
 
 
 def is_sleeping(url: str, timeout: float = 2.0) -> bool:
@@ -56,9 +61,27 @@ def is_sleeping(url: str, timeout: float = 2.0) -> bool:
     return bool(answer["is_sleeping"])
 
 
-def collective_rpc(url: str, method: str, timeout: float) -> None:
-    _call("POST", f"{url}/collective_rpc", timeout, json={"method": method, "timeout": timeout})
+def collective_rpc(url: str, method: str, timeout: float) -> list[Any] | None:
+    """The workers' results ({"results": [...]}), or None for vLLM's empty 200."""
+    answer = _call(
+        "POST", f"{url}/collective_rpc", timeout, json={"method": method, "timeout": timeout}
+    )
+    if answer is None:
+        return None
+    if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
+        raise DevApiError(f"/collective_rpc answered {answer!r}, not {{'results': [...]}}.")
+    return list(answer["results"])
 
 
-def reset_prefix_cache(url: str, timeout: float) -> None:
-    _call("POST", f"{url}/reset_prefix_cache", timeout)
+def reset_prefix_cache(url: str, timeout: float) -> bool:
+    """vLLM 0.33 answers {"success": bool}: false while blocks are still held."""
+    answer = _call("POST", f"{url}/reset_prefix_cache", timeout)
+    if not isinstance(answer, dict) or not isinstance(answer.get("success"), bool):
+        raise DevApiError(f"/reset_prefix_cache answered {answer!r}, not {{'success': bool}}.")
+    return bool(answer["success"])
+
+
+def _answer(answer: Any, path: str) -> dict[str, Any]:
+    if not isinstance(answer, dict) or not isinstance(answer.get("status"), str):
+        raise DevApiError(f"{path} answered {answer!r}, not {{'status': ...}}.")
+    return answer

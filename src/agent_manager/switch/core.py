@@ -46,6 +46,7 @@ from agent_manager.switch.context import (
 )
 from agent_manager.switch.fit import check_fit
 from agent_manager.switch.lock import LockHolder, workspace_lock
+from agent_manager.switch.memory_retry import retry_cold
 from agent_manager.switch.preflight import no_gpu_hint, require_api_key, require_local_model
 from agent_manager.switch.strategy import SwitchPlan, SwitchStrategy
 
@@ -77,6 +78,7 @@ def switch_to(
         warnings, hot = [hint], not options.cold
     else:
         warnings, hot = check_fit(ws, agent, options.cold, options.force)
+    warnings = [*agent.notices, *warnings]  # e.g. sleep turned off on the CPU engine
     for text in warnings:
         events.warning(text)
     ctx = SwitchContext(ws, agent, options, events, progress, timings, start, docker, hot=hot)
@@ -120,7 +122,15 @@ def switch_to(
             timings.ready = time.time()
             result.ready = True
         elif options.wait:
-            _until_ready(ctx, plan.machine(agent.name), container)
+            try:
+                _until_ready(ctx, plan.machine(agent.name), container)
+            except LaunchFailed as failed:
+                # Out of memory beside sleepers: stop them and start cold, once.
+                again = retry_cold(ctx, plan, container, failed)
+                if again is None:
+                    raise
+                result.container, result.asleep = again.name, progress.asleep
+                _until_ready(ctx, plan.machine(agent.name), again)
             timings.ready = time.time()
             result.ready = True
         result.phase = progress.phase

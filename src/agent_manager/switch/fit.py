@@ -11,14 +11,17 @@ from agent_manager.spec.workspace import Workspace
 
 
 def check_fit(ws: Workspace, agent: Agent, cold: bool, force: bool) -> tuple[list[str], bool]:
-    """The planner's verdict with the sleepers left on the card: (warnings, keep sleepers)."""
+    """The planner's verdict with the sleepers left on the card: (warnings, keep sleepers).
+
+    A wake is checked like a start: the woken engine maps its whole budget again (its own
+    residual is counted as its own), beside the other sleepers' residuals; vLLM checks
+    nothing on a wake, it fails with CUDA out of memory instead.
+    """
     if cold:
         return planner.ensure_fits(agent, force=force), False
     found = sleep_agents(ws, docker_adapter.get_docker().list_agent_containers())
     others = [s for s in found if s.agent.name != agent.name]
-    if any(s.agent.name == agent.name and s.asleep for s in found):
-        # A wake re-maps what the sleep freed; vLLM does no start check then.
-        return [], True
+    waking = any(s.agent.name == agent.name and s.asleep for s in found)
     if not others:
         return planner.ensure_fits(agent, force=force), True
     residuals = {s.agent.name: residual_of(ws, s.agent) for s in others}
@@ -27,7 +30,7 @@ def check_fit(ws: Workspace, agent: Agent, cold: bool, force: bool) -> tuple[lis
     except LaunchError as refusal:
         names = ", ".join(sorted(residuals))
         line = (
-            f"{agent.name} would not fit beside sleeping {names} ({refusal.message}); "
-            "stopping them instead (cold switch)."
+            f"{agent.name} would not {'wake' if waking else 'fit'} beside sleeping {names} "
+            f"({refusal.message}); stopping them instead (cold switch)."
         )
         return [line, *planner.ensure_fits(agent, force=force)], False
