@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from agent_manager.plan.host_ram import (
     GIB,
@@ -16,6 +19,10 @@ from agent_manager.plan.host_ram import (
     pow2_ceil,
     tensor_blocks,
 )
+from tests.conftest import CliResult
+from tests.test_planner import cached_defaults  # noqa: F401  (fixture)
+
+Cli = Callable[..., CliResult]
 
 
 def test_each_block_is_rounded_to_granules_then_to_a_power_of_two() -> None:
@@ -55,3 +62,65 @@ def test_tensor_blocks_come_from_the_safetensors_headers(tmp_path: Path) -> None
     assert tensor_blocks(tmp_path / "none") is None
     (tmp_path / "bad.safetensors").write_bytes(b"\xff" * 8)
     assert tensor_blocks(tmp_path) is None
+
+
+# --- shown by list, status and plan, asleep or awake -----------------------------------------
+
+
+def _slept_at_level_1(workspace: Path, monkeypatch: pytest.MonkeyPatch, asleep: bool) -> None:
+    from agent_manager.observe import sleep_records
+    from agent_manager.spec.loader import load_agent
+    from agent_manager.spec.workspace import resolve_workspace
+    from tests.fakes.docker import install_docker
+    from tests.test_gpu_stats import _container
+
+    path = workspace / "agents" / "po.yaml"
+    path.write_text(path.read_text() + "switch: sleep\n")
+    ws = resolve_workspace(workspace)
+    record = sleep_records.new_record("po", "c1", load_agent(ws, "po").spec_hash(), 1)
+    record.asleep = asleep
+    record.host_ram_bytes, record.host_ram_measured = int(9.8 * GIB), True
+    sleep_records.write_record(ws, record)
+    install_docker(monkeypatch).containers["c1"] = _container("c1", "po")
+
+
+def test_list_shows_the_host_ram_an_awake_agent_kept_from_its_level_1_sleep(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    _slept_at_level_1(workspace, monkeypatch, asleep=False)
+    result = cli("--home", str(workspace), "list", "--json")
+    rows = {row["name"]: row for row in json.loads(result.stdout)["agents"]}
+    assert rows["po"]["host_ram"] == "9.8 GiB in host RAM"
+    assert rows["architect"]["host_ram"] is None
+    text = cli("--home", str(workspace), "list").stdout
+    assert "po: switch sleep (level 1); awake, holds 9.8 GiB in host RAM since its level-1" in (
+        " ".join(text.split())
+    )
+
+
+def test_status_shows_the_host_ram_of_a_running_agent_that_slept(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    _slept_at_level_1(workspace, monkeypatch, asleep=False)
+    result = cli("--home", str(workspace), "status", "--json")
+    rows = {row["agent"]: row for row in json.loads(result.stdout)["agents"]}
+    assert rows["po"]["host_ram"] == "9.8 GiB in host RAM"
+
+
+def test_plan_shows_the_measured_figure_or_the_rounded_estimate(
+    workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Cli,
+    cached_defaults: None,  # noqa: F811
+) -> None:
+    _slept_at_level_1(workspace, monkeypatch, asleep=True)
+    result = cli("--home", str(workspace), "plan", "po", "--gpu-memory", "16", "--json")
+    plan = json.loads(result.stdout)["agents"][0]
+    assert (plan["sleep_host_ram_bytes"], plan["sleep_host_ram_source"]) == (
+        int(9.8 * GIB),
+        "measured",
+    )
+    (workspace / ".agent-manager" / "sleep" / "po.json").unlink()
+    result = cli("--home", str(workspace), "plan", "po", "--gpu-memory", "16")
+    said = " ".join(result.stdout.split())
+    assert "level-1 sleep holds" in said and "(estimate: its weights in power-of-two" in said
