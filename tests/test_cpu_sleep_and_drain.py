@@ -14,7 +14,8 @@ import pytest
 from agent_manager.compose.render import render_compose
 from agent_manager.errors import SpecError
 from agent_manager.spec.agents import parse_spec
-from agent_manager.spec.vllm_args import SHUTDOWN_TIMEOUT_S, STOP_GRACE_PERIOD_S, serve_argv
+from agent_manager.spec.serve_argv import serve_argv
+from agent_manager.spec.vllm_args import SHUTDOWN_TIMEOUT_S, STOP_GRACE_PERIOD_S
 from tests.conftest import CliResult
 
 Cli = Callable[..., CliResult]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agent_manager.adapters import nvml
-from agent_manager.models.cache_layout import snapshot_dir
+from agent_manager.adapters.hf_cache import snapshot_dir
 from agent_manager.plan import memory
 from agent_manager.plan.memory import GIB, MIB
 from agent_manager.plan.models import CheckpointFacts, GpuTarget, Weights

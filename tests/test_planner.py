@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent_manager.adapters import hub
+from agent_manager.adapters.hf_cache import hub_cache
 from agent_manager.errors import HubError, LaunchError
-from agent_manager.models.cache_layout import hub_cache
 from agent_manager.plan import memory, planner
 from agent_manager.plan.memory import (
     GIB,

@@ -20,7 +20,7 @@ from agent_manager.plan.sleepers import (
     measured_residual,
 )
 from agent_manager.spec.agents import parse_spec
-from agent_manager.spec.vllm_args import serve_argv
+from agent_manager.spec.serve_argv import serve_argv
 from agent_manager.switch.engine_sleep import SleepFailed, put_to_sleep, wake
 from tests.conftest import CliResult
 from tests.fakes import nvml as fake_nvml

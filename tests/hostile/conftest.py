@@ -55,7 +55,7 @@ def silent_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 @pytest.fixture
 def cached_po_config() -> None:
     """config.json of po's model in the local cache (no weights), as a partial download leaves."""
-    from agent_manager.models.cache_layout import repo_folder
+    from agent_manager.adapters.hf_cache import repo_folder
 
     commit = "0123456789abcdef0123456789abcdef01234567"
     folder = repo_folder("Qwen/Qwen2.5-7B-Instruct-AWQ")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agent_manager.adapters import compose, docker, nvml
+from agent_manager.adapters.hf_cache import hf_home, hub_cache
 from agent_manager.doctor.verdicts import (
     Check,
     DoctorReport,
@@ -27,7 +28,6 @@ from agent_manager.doctor.verdicts import (
     warn,
 )
 from agent_manager.errors import AgentManagerError, SpecError
-from agent_manager.models.cache_layout import hf_home, hub_cache
 from agent_manager.observe.ports import PortUse, port_holders, port_use
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.loader import check_ports, load_agent

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 from agent_manager.adapters.compose import read_until_exit
+from agent_manager.adapters.containers import project_name
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.diagnosis.diagnose import Context, Failure, diagnose
 from agent_manager.diagnosis.phases import CREATING, PULLING, phase_of
 from agent_manager.errors import LaunchError
 from agent_manager.observe.state import AgentState
-from agent_manager.spec.workspace import project_name
 from agent_manager.switch.context import LaunchFailed, SwitchContext
 from agent_manager.switch.stop import STOP_GRACE_S, stop_and_remove
 from agent_manager.switch.strategy import SwitchPlan
