@@ -187,7 +187,7 @@ def plan(
 
         sleepers = sleeper_residuals(ws)  # sleep agents stay on the card beside the next one
     report = plan_agents(loaded, target, sleepers=sleepers)
-    from agent_manager.observe.sleepers import add_host_ram
+    from agent_manager.plan.sleep_host_ram import add_host_ram
 
     add_host_ram(ws, loaded, report)
     if json_output:

@@ -20,7 +20,7 @@ from agent_manager.spec.sleep_rules import (
     DEV_MODE_ENV,
     check_sleep_bind,
     cpu_sleep_notice,
-    settle_cpu_sleep,
+    cpu_sleep_notice_for,
 )
 from agent_manager.spec.validate import (
     MAX_CONTEXT_TOKENS,
@@ -342,5 +342,7 @@ def parse_spec(name: str, path: Path, text: str, defaults: dict[str, Any] | None
     except ValidationError as exc:
         raise spec_error(path, lines, exc, list(AgentSpec.model_fields)) from None
     check_sleep_bind(name, path, lines, spec, from_defaults="switch" in inherited)
-    spec, notice = settle_cpu_sleep(name, path, lines, data, spec)
+    notice = cpu_sleep_notice_for(name, path, lines, data, spec)
+    if notice is not None:
+        spec = spec.model_copy(update={"switch": "cold"})
     return Agent(name=name, path=path, spec=spec, notices=(notice,) if notice else ())

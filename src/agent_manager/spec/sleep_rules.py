@@ -12,20 +12,31 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from agent_manager.errors import SpecError
 from agent_manager.spec.settings import SETTINGS_FILE
 
-if TYPE_CHECKING:
-    from agent_manager.spec.agents import AgentSpec
+
+class SleepFields(Protocol):
+    """The fields of an AgentSpec these rules read (spec/agents.py imports this module)."""
+
+    @property
+    def engine(self) -> str: ...
+    @property
+    def switch(self) -> str: ...
+    @property
+    def bind(self) -> str: ...
+    @property
+    def env(self) -> dict[str, str]: ...
+
 
 DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
 VLLM_NO_SLEEP_ON_CPU = "Sleep mode is not supported on current platform"
 
 
 def check_sleep_bind(
-    name: str, path: Path, lines: dict[Any, int], spec: AgentSpec, from_defaults: bool
+    name: str, path: Path, lines: dict[Any, int], spec: SleepFields, from_defaults: bool
 ) -> None:
     """Sleep mode needs vLLM's dev mode, whose endpoints no API key guards: loopback only."""
     dev_mode = spec.switch == "sleep" or spec.env.get(DEV_MODE_ENV, "0") not in ("", "0")
@@ -56,12 +67,13 @@ def cpu_sleep_notice(name: str, why: str) -> str:
     )
 
 
-def settle_cpu_sleep(
-    name: str, path: Path, lines: dict[Any, int], data: dict[str, Any], spec: AgentSpec
-) -> tuple[AgentSpec, str | None]:
-    """(the spec to use, a notice or None); refuses a spec that writes both itself."""
+def cpu_sleep_notice_for(
+    name: str, path: Path, lines: dict[Any, int], data: dict[str, Any], spec: SleepFields
+) -> str | None:
+    """None, or the notice when the agent must switch cold instead (the caller turns sleep
+    off); refuses a spec that writes both fields itself."""
     if spec.engine != "cpu" or spec.switch != "sleep":
-        return spec, None
+        return None
     if data.get("engine") == "cpu" and data.get("switch") == "sleep":
         raise SpecError(
             f"{path}:{lines.get('engine', '?')}: {name} asks for 'engine: cpu' and, at line "
@@ -69,10 +81,7 @@ def settle_cpu_sleep(
             f'and would refuse to start ("{VLLM_NO_SLEEP_ON_CPU}").',
             hint=f"Set 'switch: cold' in {path}, or 'engine: cuda' to keep hot switching.",
         )
-    inherited = "engine" if "engine" not in data else "switch"
-    why = (
-        f"'engine: cpu' comes from the workspace defaults in {SETTINGS_FILE}"
-        if inherited == "engine"
-        else f"'switch: sleep' comes from the workspace defaults in {SETTINGS_FILE}"
+    inherited = "'engine: cpu'" if "engine" not in data else "'switch: sleep'"
+    return cpu_sleep_notice(
+        name, f"{inherited} comes from the workspace defaults in {SETTINGS_FILE}"
     )
-    return spec.model_copy(update={"switch": "cold"}), cpu_sleep_notice(name, why)
