@@ -15,10 +15,11 @@ from agent_manager.diagnosis.failure_text import Failure
 from agent_manager.errors import LaunchError
 from agent_manager.observe import sleep_records
 from agent_manager.observe.sleepers import SleepAgent
+from agent_manager.observe.state import AgentState
 from agent_manager.spec.loader import load_agent
 from agent_manager.spec.workspace import resolve_workspace
 from agent_manager.switch import fit, hot, memory_retry
-from agent_manager.switch.context import LaunchFailed
+from agent_manager.switch.context import LaunchFailed, LaunchOptions
 from tests.fakes.docker import FakeDocker, install
 
 GIB = 1024**3
@@ -53,19 +54,19 @@ def _refuse_beside_sleepers(calls: list[dict[str, int] | None]) -> Any:
 def test_a_wake_is_checked_beside_the_other_sleepers_and_stops_them_when_short(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(monkeypatch)
     ws = resolve_workspace(workspace)
     po, architect = load_agent(ws, "po"), load_agent(ws, "architect")
-    found = [
-        SleepAgent(_container("po", "c1"), po, "http://x", asleep=True),
-        SleepAgent(_container("architect", "c2"), architect, "http://y", asleep=True),
-    ]
-    monkeypatch.setattr(fit, "sleep_agents", lambda ws, containers: found)
+    sleeper = SleepAgent(_container("architect", "c2"), architect, "http://y", asleep=True)
+    plan = SimpleNamespace(
+        machines={"po": SimpleNamespace(state=AgentState.ASLEEP)},
+        machine=lambda name: SimpleNamespace(state=AgentState.ASLEEP),
+        sleepers=lambda ws, target: [sleeper],
+    )
     monkeypatch.setattr(fit, "residual_of", lambda ws, agent: 2 * GIB)
     calls: list[dict[str, int] | None] = []
     monkeypatch.setattr(fit.planner, "ensure_fits", _refuse_beside_sleepers(calls))
 
-    warnings, keep = fit.check_fit(ws, po, cold=False, force=False)
+    warnings, keep = fit.fit_in_plan(ws, po, plan, LaunchOptions(), None)  # type: ignore[arg-type]
 
     assert calls == [{"architect": 2 * GIB}, None]  # checked like a start, then alone
     assert keep is False
@@ -185,7 +186,7 @@ def test_the_residual_is_the_agents_own_nvml_use_not_vllms_whole_gpu_figure(
         "3.10 GiB memory is still in use.",
     ]
     readings = iter([int(12.2 * GIB), int(0.7 * GIB)])
-    monkeypatch.setattr(hot, "_gpu_bytes_of", lambda cid: next(readings))
+    monkeypatch.setattr(hot, "container_gpu_bytes", lambda cid: next(readings))
     monkeypatch.setattr(hot, "put_to_sleep", lambda url, agent, level, say: 0.12)
     monkeypatch.setattr(hot, "container_rss_bytes", lambda cid: None)
     monkeypatch.setattr(hot.host_adapter, "available_memory_bytes", lambda: 64 * GIB)

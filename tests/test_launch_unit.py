@@ -405,7 +405,7 @@ def test_cli_status_shows_a_crashed_agent_with_its_reason(
     assert "No agent is running." in result.stdout
     data = json.loads(cli("--home", str(workspace), "status", "--json").stdout)
     assert data["running"] is None
-    assert data["agents"][0]["health"] == "crashed"
+    assert data["agents"][0]["health"] == "failed"
     assert data["agents"][0]["exit_code"] == 1
 
 

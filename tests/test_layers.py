@@ -161,3 +161,30 @@ def test_the_checks_catch_an_upward_import_and_a_circle() -> None:
         "agent_manager.observe.status imports agent_manager.switch.hot",
     ]
     assert import_cycles(graph) == [["agent_manager.observe.status", "agent_manager.switch.hot"]]
+
+
+# Each SDK behind an adapter has exactly these importers (httpx is also the router's own relay).
+SDK_IMPORTERS = {
+    "docker": {"agent_manager.adapters.docker_sdk"},
+    "pynvml": {"agent_manager.adapters.nvml"},
+    "huggingface_hub": {"agent_manager.adapters.hub", "agent_manager.adapters.hf_cache"},
+    "psutil": {"agent_manager.adapters.host"},
+    "requests": set(),  # httpx is the one HTTP client of our own calls
+}
+
+
+def test_each_sdk_is_imported_only_by_its_adapter() -> None:
+    found: dict[str, set[str]] = {sdk: set() for sdk in SDK_IMPORTERS}
+    for module, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for name in names:
+                if name.split(".")[0] in found:
+                    found[name.split(".")[0]].add(module)
+    assert found == SDK_IMPORTERS

@@ -15,13 +15,13 @@ from agent_manager.observe.sleep_records import new_record
 from agent_manager.observe.sleepers import DEFAULT_RESIDUAL_BYTES
 from agent_manager.plan import planner
 from agent_manager.plan.sleepers import (
-    GIB,
     choose_sleep_level,
     measured_residual,
 )
 from agent_manager.spec.agents import parse_spec
 from agent_manager.spec.serve_argv import serve_argv
 from agent_manager.switch.engine_sleep import SleepFailed, put_to_sleep, wake
+from agent_manager.units import GIB
 from tests.conftest import CliResult
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.nvml import Scenario, device, process

@@ -14,6 +14,7 @@ import typer
 from agent_manager import ui
 from agent_manager.cli.options import AgentsArg, JsonOpt
 from agent_manager.errors import UsageError
+from agent_manager.units import GIB
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -241,7 +242,7 @@ def _render_plan(report: PlanReport) -> None:
     for p in report.agents:
         weights = gib(p.weights_bytes, 2) + ("*" if p.weights_estimated else "")
         other = sum(a.bytes for a in p.allowances) if p.allowances else None
-        headroom = "-" if p.headroom_bytes is None else f"{p.headroom_bytes / 1024**3:+.2f} GiB"
+        headroom = "-" if p.headroom_bytes is None else f"{p.headroom_bytes / GIB:+.2f} GiB"
         table.add_row(
             p.agent,
             weights,

@@ -1,4 +1,5 @@
-"""`launch`, `stop`, `status`, `logs`: parse → call launch.py / runtime.py → render."""
+"""`launch`, `stop`, `status`, `logs`: parse → call switch/ (launch, stop) or observe/ (status,
+logs) → render."""
 
 from __future__ import annotations
 
@@ -206,7 +207,7 @@ def status(json_output: JsonOpt = False) -> None:
         table.add_row(
             escape(row.agent),
             escape(state),
-            row.health,
+            row.health.value,
             escape(row.endpoint or "-"),
             escape(row.served_name or "-"),
             _duration(row.uptime_s),

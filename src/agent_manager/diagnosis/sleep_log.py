@@ -6,7 +6,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-GIB = 1024**3
+from agent_manager.units import GIB
+
 _FREED = re.compile(r"Sleep mode freed ([\d.]+) GiB memory, ([\d.]+) GiB memory is still in use")
 _LOADED = re.compile(r"Model loading took ([\d.]+) GiB memory")
 

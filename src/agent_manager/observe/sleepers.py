@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import http as http_adapter
-from agent_manager.adapters import vllm_dev
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.errors import AgentManagerError
-from agent_manager.observe import sleep_records
+from agent_manager.observe import serving, sleep_records
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.loader import load_agent
 from agent_manager.spec.workspace import Workspace
+from agent_manager.units import GIB
 
 # Before a measurement: CUDA context + CUDA graphs and buffers vLLM keeps on the GPU. The CUDA
 # context's own size is to be measured by scripts/device_check.sh on a lent H100/H200
 # (docs/gpu-stats.md, pending); until then 1 GiB is an assumption (context + graphs, which
 # vLLM does not offload by default). Replaced by the measured figure after a sleep.
-DEFAULT_RESIDUAL_BYTES = 1 * 1024**3
+DEFAULT_RESIDUAL_BYTES = 1 * GIB
 
 
 @dataclass
@@ -32,37 +31,30 @@ class SleepAgent:
     asleep: bool
 
 
-def cached_agent(ws: Workspace, name: str) -> Agent:
-    """load_agent, parsed once per file version: a switch looks at each spec several times."""
-    path = ws.spec_path(name)
+def sleep_spec(ws: Workspace, container: AgentContainer) -> tuple[Agent, str] | None:
+    """(spec, base URL) when `container` runs a `switch: sleep` agent made from its current
+    spec: only such a container can sleep; any other is stopped, not slept."""
+    if not container.running or container.port is None:
+        return None
     try:
-        stat = path.stat()
-    except OSError:
-        return load_agent(ws, name)  # says the file is missing
-    return _load_cached(ws, name, stat.st_mtime_ns, stat.st_size)
-
-
-@lru_cache(maxsize=32)
-def _load_cached(ws: Workspace, name: str, mtime_ns: int, size: int) -> Agent:
-    return load_agent(ws, name)
+        agent = load_agent(ws, container.agent)  # parsed once per file text (spec/loader.py)
+    except AgentManagerError:
+        return None  # spec gone or broken
+    if agent.spec.switch != "sleep" or container.spec_hash != agent.spec_hash():
+        return None
+    return agent, http_adapter.base_url(agent.spec.bind, container.port)
 
 
 def sleep_agents(ws: Workspace, containers: list[AgentContainer]) -> list[SleepAgent]:
-    """Running containers that can sleep (spec says sleep, container made from that spec)."""
+    """Running containers that can sleep, and whether each sleeps now (vLLM's /is_sleeping)."""
     found = []
     for container in containers:
-        if not container.running or container.port is None:
+        spec = sleep_spec(ws, container)
+        if spec is None:
             continue
-        try:
-            agent = cached_agent(ws, container.agent)
-        except AgentManagerError:
-            continue  # spec gone or broken: it is stopped, not slept
-        if agent.spec.switch != "sleep" or container.spec_hash != agent.spec_hash():
-            continue
-        url = http_adapter.base_url(agent.spec.bind, container.port)
-        try:
-            asleep = vllm_dev.is_sleeping(url, timeout=2.0)
-        except vllm_dev.DevApiError:
+        agent, url = spec
+        asleep = serving.asleep(url)
+        if asleep is None:
             continue  # still starting, or not in sleep mode: stopped as before
         found.append(SleepAgent(container, agent, url, asleep))
     return found

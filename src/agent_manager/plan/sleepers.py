@@ -19,9 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from agent_manager.plan.models import GpuTarget, Holder
+from agent_manager.units import GIB, MIB
 
-GIB = 1024**3
-MIB = 1024**2
 # A measured residual is never taken below this: NVML's per-process figure (or vLLM's
 # whole-GPU one minus the others) of a sleeping engine still holds its CUDA context.
 MIN_RESIDUAL_BYTES = 256 * MIB

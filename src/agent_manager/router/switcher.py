@@ -1,9 +1,10 @@
-"""The router's one door to the switch core: `runtime.switch.switch_to`, the same function
+"""The router's one door to the switch core: `switch.core.switch_to`, the same function
 `launch` runs (workspace lock, stop the other agent, wait for VRAM, ready detection,
 diagnosis), in a worker thread.
 
-What runs is read from Docker labels, never from the router's memory; stopping takes the
-workspace lock like `agent-manager stop`.
+What runs is read from Docker labels, never from the router's memory. An idle stop takes the
+workspace lock, so it never cuts into a switch (`agent-manager stop` itself does not take it:
+a user's stop wins at once).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from agent_manager.errors import AgentManagerError
-from agent_manager.router.policy import SwitchFailed
+from agent_manager.router.errors import SwitchFailed
 from agent_manager.spec.workspace import Workspace
 
 LOG = logging.getLogger("agent_manager.router")
@@ -116,13 +117,13 @@ def awake_and_asleep(ws: Workspace) -> tuple[str | None, frozenset[str]]:
 
     probe = serving_probe(ws, health=False)
     states = current_states(probe=probe)
-    asleep = frozenset(a for a, now in states.items() if now.state is AgentState.SLEEPING)
+    asleep = frozenset(a for a, now in states.items() if now.state is AgentState.ASLEEP)
     awake = [
         now
         for now in states.values()
         if now.container is not None
         and now.container.running
-        and now.state is not AgentState.SLEEPING
+        and now.state is not AgentState.ASLEEP
     ]
     awake.sort(
         key=lambda now: now.container.started_at or "" if now.container else "", reverse=True

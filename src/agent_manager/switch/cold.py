@@ -6,22 +6,21 @@ import time
 
 from agent_manager.adapters.compose import read_until_exit
 from agent_manager.adapters.containers import project_name
-from agent_manager.adapters.docker import AgentContainer
 from agent_manager.diagnosis.diagnose import Context, Failure, diagnose
 from agent_manager.diagnosis.phases import CREATING, PULLING, phase_of
 from agent_manager.errors import LaunchError
 from agent_manager.observe.state import AgentState
 from agent_manager.switch.context import LaunchFailed, SwitchContext
 from agent_manager.switch.stop import STOP_GRACE_S, stop_and_remove
-from agent_manager.switch.strategy import SwitchPlan
+from agent_manager.switch.strategy import BroughtUp, PutAway, SwitchPlan
 from agent_manager.switch.vram import GpuWatch
 
 
 class ColdSwitch:
     """Stop and remove every other container, wait for its GPU memory, `compose up -d`."""
 
-    def put_away(self, ctx: SwitchContext, plan: SwitchPlan) -> None:
-        events, progress = ctx.events, ctx.progress
+    def put_away(self, ctx: SwitchContext, plan: SwitchPlan) -> PutAway:
+        events, done = ctx.events, PutAway()
         leaving = plan.to_put_away
         watch = GpuWatch.before_stop([c for c in leaving if c.running], events.message)
         # A stopped agent's leftover container, or a second one of the agent being kept, is
@@ -38,15 +37,16 @@ class ColdSwitch:
         for old in leaving:
             stopped = stop_and_remove(old, grace_s=STOP_GRACE_S, on_progress=events.message)
             if old.running:
-                progress.stopped.append(old.agent)
+                done.stopped.append(old.agent)
                 events.message(f"Stopped {old.agent} in {stopped.seconds:.1f} s.")
         for machine in moving:
             machine.move(AgentState.STOPPED)
         ctx.timings.old_gone = time.time()
         if watch is not None:
             watch.wait_until_free(events.message, ctx.deadline)
+        return done
 
-    def bring_up(self, ctx: SwitchContext, plan: SwitchPlan) -> AgentContainer:
+    def bring_up(self, ctx: SwitchContext, plan: SwitchPlan) -> BroughtUp:
         agent = ctx.agent
         machine = plan.machine(agent.name)
         if plan.keep is None:
@@ -67,8 +67,7 @@ class ColdSwitch:
                 hint=f"Check {ctx.ws.compose_path(agent.name)} and your override file, then "
                 f"`docker compose -p {project_name(agent.name)} ps -a`.",
             )
-        ctx.progress.container = mine[0].name
-        return mine[0]
+        return BroughtUp(mine[0])
 
 
 def _compose_up(ctx: SwitchContext) -> None:

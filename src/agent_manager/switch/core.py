@@ -2,11 +2,14 @@
 
 `launch`, the router and hot switching all call `switch_to`. Order of work (each step says what
 it does through `LaunchEvents`):
-1. load the spec, check the API key variable, Docker and Compose, and the fit (planner);
+1. load the spec, check the API key variable and Docker, and the plain fit (`fit.quick_fit`:
+   what cannot fit even on a card we emptied is refused before waiting for the lock);
 2. take the workspace lock (a second switcher waits here and is told who holds it);
-3. pre-flight: the host port is free (or held by one of our agents about to go away) and the
+3. read what runs once (containers, every agent's state; a sleep agent's /is_sleeping), and
+   pre-flight: the host port is free (or held by one of our agents about to go away) and the
    compose file is current; only then is anything touched;
-4. read every agent's state from Docker and choose a strategy (`strategy_for`);
+4. from that one read, the fit with the sleepers counted (`fit.fit_in_plan`: may they stay?),
+   Compose is there (unless the target only wakes), and the strategy (`strategy_for`);
 5. put the old agents away (cold: stop and remove each container, wait until it is gone, then
    until the GPU memory it held is free);
 6. bring the new agent up (cold: `docker compose up -d`), then follow it until /health answers
@@ -33,7 +36,6 @@ from agent_manager.spec.endpoint import endpoint_for
 from agent_manager.spec.loader import load_agents
 from agent_manager.spec.workspace import Workspace
 from agent_manager.switch import follow
-from agent_manager.switch import hot as hot_switch
 from agent_manager.switch.cold import ColdSwitch
 from agent_manager.switch.context import (
     LaunchEvents,
@@ -44,7 +46,8 @@ from agent_manager.switch.context import (
     LaunchTimings,
     SwitchContext,
 )
-from agent_manager.switch.fit import check_fit
+from agent_manager.switch.fit import fit_in_plan, quick_fit
+from agent_manager.switch.hot import HotSwitch
 from agent_manager.switch.lock import LockHolder, workspace_lock
 from agent_manager.switch.memory_retry import retry_cold
 from agent_manager.switch.preflight import no_gpu_hint, require_api_key, require_local_model
@@ -74,14 +77,10 @@ def switch_to(
     progress.agent = agent.name
     docker = docker_adapter.get_docker()
     hint = no_gpu_hint(agent)
-    if hint is not None:
-        warnings, hot = [hint], not options.cold
-    else:
-        warnings, hot = check_fit(ws, agent, options.cold, options.force)
-    warnings = [*agent.notices, *warnings]  # e.g. sleep turned off on the CPU engine
-    for text in warnings:
-        events.warning(text)
-    ctx = SwitchContext(ws, agent, options, events, progress, timings, start, docker, hot=hot)
+    # Refused here, a launch that cannot fit never waits for the lock; the verdict with the
+    # sleepers counted comes from the one read of what runs, inside the lock.
+    plain = quick_fit(agent, options) if hint is None else None
+    ctx = SwitchContext(ws, agent, options, events, progress, timings, start, docker)
 
     def waiting(holder: LockHolder) -> None:
         events.message(f"Waiting for {holder.describe()} to finish (workspace lock)...")
@@ -95,14 +94,24 @@ def switch_to(
     ):
         timings.lock_acquired = time.time()
         plan = _prepare(ctx)
-        if not (hot and plan.machine(agent.name).state is AgentState.SLEEPING):
+        if hint is not None:
+            warnings, ctx.hot = [hint], not options.cold
+        else:
+            warnings, ctx.hot = fit_in_plan(ws, agent, plan, options, plain)
+        warnings = [*agent.notices, *warnings]  # e.g. sleep turned off on the CPU engine
+        for text in warnings:
+            events.warning(text)
+        if not (ctx.hot and plan.machine(agent.name).state is AgentState.ASLEEP):
             # Before anything stops: a missing Compose must not leave the GPU empty. A wake
             # needs no Compose (its cold fallback checks for itself), and the check costs a
             # `docker compose version` process.
             docker.ensure_compose()
         strategy = strategy_for(ctx, plan)
-        strategy.put_away(ctx, plan)
-        container = strategy.bring_up(ctx, plan)
+        away = strategy.put_away(ctx, plan)
+        progress.stopped, progress.asleep = away.stopped, away.asleep
+        up = strategy.bring_up(ctx, plan)
+        container = up.container
+        progress.container, progress.woke = container.name, up.woke
         result = LaunchResult(
             agent=agent.name,
             served_name=agent.served_name,
@@ -129,8 +138,8 @@ def switch_to(
                 again = retry_cold(ctx, plan, container, failed)
                 if again is None:
                     raise
-                result.container, result.asleep = again.name, progress.asleep
-                _until_ready(ctx, plan.machine(agent.name), again)
+                result.container, result.asleep = again.container.name, []
+                _until_ready(ctx, plan.machine(agent.name), again.container)
             timings.ready = time.time()
             result.ready = True
         result.phase = progress.phase
@@ -187,12 +196,13 @@ def _reusable(ctx: SwitchContext, containers: list[AgentContainer]) -> AgentCont
 
 
 def strategy_for(ctx: SwitchContext, plan: SwitchPlan) -> SwitchStrategy:
-    """Hot (sleep/wake, see hot_switch.py) unless --cold or the target would not fit beside
-    sleepers; a sleeping target is never reused by a cold switch (it would look ready)."""
+    """Hot (sleep/wake, hot.py) unless --cold or the target would not fit beside the sleepers
+    (`ctx.hot`, decided by `fit_in_plan`); a cold switch never reuses a sleeping target (it
+    would look ready): it is restarted."""
     if ctx.hot:
-        return hot_switch.HotSwitch(ColdSwitch())
+        return HotSwitch(ColdSwitch())
     keep = plan.keep
-    if keep is not None and plan.machine(keep.agent).state is AgentState.SLEEPING:
+    if keep is not None and plan.machine(keep.agent).state is AgentState.ASLEEP:
         ctx.events.message(f"{keep.agent} sleeps; restarting it cold.")
         plan.keep = None
     return ColdSwitch()

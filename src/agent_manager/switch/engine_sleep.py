@@ -25,6 +25,7 @@ from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters import vllm_dev
 from agent_manager.adapters.vllm_dev import DevApiError
 from agent_manager.errors import LaunchError
+from agent_manager.observe import serving
 
 SLEEP_TIMEOUT_S = 60.0  # offloading tens of GiB of weights to host RAM takes seconds
 # How long in-flight requests may finish before a sleep: the router's --drain-timeout default.
@@ -101,15 +102,13 @@ def wake(
     except DevApiError as error:
         raise SleepFailed(f"{agent} did not wake up: {error.message}") from None
     while True:
-        probe = http_adapter.probe_health(url, timeout=1.0)
-        if probe.healthy:
-            models = http_adapter.served_models(url, api_key, timeout=2.0)
-            if models is not None and served_name in models:
-                return time.monotonic() - start
+        seen = serving.look(url, api_key, served_name)
+        if seen.ready:
+            return time.monotonic() - start
         if time.monotonic() > deadline:
             raise SleepFailed(
                 f"{agent} woke up but does not serve '{served_name}' within {timeout:.0f} s "
-                f"(/health: {probe.status or probe.error})."
+                f"(/health: {seen.health})."
             )
         time.sleep(CONFIRM_POLL_S)
 

@@ -9,8 +9,11 @@ Policy (docs/hot-switch.md):
 - Every sleep drains first (`mode=wait`, bounded like the router's drain).
 - Any sleep or wake step that fails or times out falls back to a cold stop/start, said in one
   line that keeps the reason. A is asleep or gone before B wakes or starts: never two awake.
-- Sleepers stay only if B still passes vLLM's free-memory check beside them (`check_fit`);
-  otherwise they are stopped and the line says by how much B would have been short.
+- Sleepers stay only if B still passes vLLM's free-memory check beside them (`fit.fit_in_plan`);
+  otherwise they are stopped and the line says by how much B would have been short. Once a
+  sleeper's residual is measured larger than the plan assumed, the fit is checked again.
+- A wake that runs out of GPU memory stops the other sleepers before the cold start
+  (memory_retry.py).
 """
 
 from __future__ import annotations
@@ -22,28 +25,27 @@ from pathlib import Path
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import host as host_adapter
 from agent_manager.adapters import http as http_adapter
-from agent_manager.adapters import nvml as nvml_adapter
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.diagnosis.sleep_log import (
     backed_up_bytes,
     last_sleep_measure,
     weights_bytes_from_log,
 )
-from agent_manager.errors import AgentManagerError, GpuUnavailableError, LaunchError
+from agent_manager.errors import LaunchError
 from agent_manager.observe import sleep_records
-from agent_manager.observe.gpu import container_id_of, container_rss_bytes
+from agent_manager.observe.gpu import container_rss_bytes
 from agent_manager.observe.sleepers import (
     DEFAULT_RESIDUAL_BYTES,
     SleepAgent,
-    cached_agent,
     residual_of,
 )
-from agent_manager.observe.state import AgentMachine, AgentState
+from agent_manager.observe.state import AgentState
 from agent_manager.plan import planner
 from agent_manager.plan.host_ram import estimate_backup_bytes, measured_host_ram, tensor_blocks
 from agent_manager.plan.sleepers import MIN_RESIDUAL_BYTES, choose_sleep_level, measured_residual
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.endpoint import api_key_from
+from agent_manager.spec.loader import load_agent
 from agent_manager.spec.workspace import Workspace
 from agent_manager.switch.context import SwitchContext
 from agent_manager.switch.engine_sleep import (
@@ -55,10 +57,10 @@ from agent_manager.switch.engine_sleep import (
 )
 from agent_manager.switch.memory_retry import is_memory_failure, sleepers_left, stop_sleepers
 from agent_manager.switch.stop import STOP_GRACE_S, stop_and_remove
-from agent_manager.switch.strategy import SwitchPlan, SwitchStrategy
+from agent_manager.switch.strategy import BroughtUp, PutAway, SwitchPlan, SwitchStrategy
+from agent_manager.switch.vram import container_gpu_bytes, dropped
+from agent_manager.units import GIB
 
-GIB = 1024**3
-NVML_DROP_BYTES = 256 * 1024**2
 NVML_DROP_WAIT_S = 5.0
 
 Say = Callable[[str], None]
@@ -70,16 +72,17 @@ class HotSwitch:
     def __init__(self, cold: SwitchStrategy):
         self.cold = cold
 
-    def put_away(self, ctx: SwitchContext, plan: SwitchPlan) -> None:
-        assumed = _residuals_now(ctx.ws, plan)
+    def put_away(self, ctx: SwitchContext, plan: SwitchPlan) -> PutAway:
+        assumed = _residuals_now(ctx.ws, plan, ctx.agent.name)
         plan.staying = sleep_others(ctx.ws, ctx.agent, plan, ctx.events.message)
         recheck_fit(ctx, plan, assumed)
-        ctx.progress.asleep = sorted({c.agent for c in plan.containers if c.id in plan.staying})
-        self.cold.put_away(ctx, plan)  # stops what is left: cold agents, failed sleepers
+        done = self.cold.put_away(ctx, plan)  # stops what is left: cold agents, failed sleepers
+        done.asleep = sorted({c.agent for c in plan.containers if c.id in plan.staying})
+        return done
 
-    def bring_up(self, ctx: SwitchContext, plan: SwitchPlan) -> AgentContainer:
+    def bring_up(self, ctx: SwitchContext, plan: SwitchPlan) -> BroughtUp:
         keep, say = plan.keep, ctx.events.message
-        if keep is not None and plan.machine(keep.agent).state is AgentState.SLEEPING:
+        if keep is not None and plan.machine(keep.agent).state is AgentState.ASLEEP:
             machine = plan.machine(keep.agent)
             machine.move(AgentState.STARTING)
             ctx.timings.up_issued = time.time()
@@ -87,8 +90,7 @@ class HotSwitch:
             if failed is None:
                 machine.move(AgentState.READY)
                 ctx.timings.up_done = time.time()
-                ctx.progress.container, ctx.progress.woke = keep.name, True
-                return keep
+                return BroughtUp(keep, woke=True)
             machine.move(AgentState.STOPPING)
             stop_and_remove(keep, grace_s=STOP_GRACE_S, on_progress=say)
             machine.move(AgentState.STOPPED)
@@ -98,15 +100,9 @@ class HotSwitch:
         return self.cold.bring_up(ctx, plan)
 
 
-def _residuals_now(ws: Workspace, plan: SwitchPlan) -> dict[str, int]:
-    """What the fit check counted for each running agent, before this switch sleeps any."""
-    found = {}
-    for name in sorted({c.agent for c in plan.containers if c.running}):
-        try:
-            found[name] = residual_of(ws, cached_agent(ws, name))
-        except AgentManagerError:
-            continue
-    return found
+def _residuals_now(ws: Workspace, plan: SwitchPlan, target: str) -> dict[str, int]:
+    """What the fit check counted for each sleeper, before this switch sleeps any."""
+    return {s.agent.name: residual_of(ws, s.agent) for s in plan.sleepers(ws, target)}
 
 
 def recheck_fit(ctx: SwitchContext, plan: SwitchPlan, assumed: dict[str, int]) -> None:
@@ -114,7 +110,7 @@ def recheck_fit(ctx: SwitchContext, plan: SwitchPlan, assumed: dict[str, int]) -
     once a sleeper's real one is measured and is larger, check again; stop them if it no
     longer fits."""
     ws, staying = ctx.ws, sleepers_left(plan)
-    now = {c.agent: residual_of(ws, cached_agent(ws, c.agent)) for c in staying}
+    now = {c.agent: residual_of(ws, load_agent(ws, c.agent)) for c in staying}
     if ctx.options.force or not any(now[name] > assumed.get(name, 0) for name in now):
         return
     try:
@@ -133,22 +129,7 @@ def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set
     States come from the plan's probe. One that fails to sleep, or is not ready to, is left
     out: the cold part stops it.
     """
-    candidates: list[SleepAgent] = []
-    for container in plan.containers:
-        machine: AgentMachine | None = plan.machines.get(container.agent)
-        if container.agent == agent.name or machine is None or container.port is None:
-            continue
-        if machine.state not in (AgentState.SLEEPING, AgentState.READY) or not container.running:
-            continue
-        try:
-            found = cached_agent(ws, container.agent)
-        except AgentManagerError:
-            continue
-        if found.spec.switch != "sleep" or container.spec_hash != found.spec_hash():
-            continue
-        url = http_adapter.base_url(found.spec.bind, container.port)
-        asleep = machine.state is AgentState.SLEEPING
-        candidates.append(SleepAgent(container, found, url, asleep))
+    candidates = plan.sleepers(ws, agent.name)
     staying = {c.container.id for c in candidates if c.asleep}
     sleeping = [c.agent.name for c in candidates if c.asleep]
     for other in (c for c in candidates if not c.asleep):
@@ -157,7 +138,7 @@ def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set
         except SleepFailed as failed:
             say(f"{failed.message} Stopping it instead (cold switch).")
             continue
-        plan.machine(other.agent.name).move(AgentState.SLEEPING)
+        plan.machine(other.agent.name).move(AgentState.ASLEEP)
         staying.add(other.container.id)
         sleeping.append(other.agent.name)
     return staying
@@ -184,7 +165,7 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
     probe = same.probe if same and same.probe else None
     if level == 2 and probe is None:
         probe = greedy_probe(other.url, agent.served_name, key)
-    before = _gpu_bytes_of(container.id)
+    before = container_gpu_bytes(container.id)
     rss_before = container_rss_bytes(container.id) if level == 1 else None
     seconds = put_to_sleep(other.url, agent.name, level, say)
     after = _confirm_drop(agent.name, container.id, before)
@@ -198,7 +179,7 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
     if after is not None:  # its own processes: no desktop or other engines in the figure
         record.residual_bytes, record.residual_source = max(MIN_RESIDUAL_BYTES, after), "nvml"
     elif measure is not None:
-        others = sum(residual_of(ws, cached_agent(ws, name)) for name in sleeping)
+        others = sum(residual_of(ws, load_agent(ws, name)) for name in sleeping)
         record.residual_bytes = measured_residual(measure.still_in_use_bytes, others)
         record.residual_source = "vllm"
     if level == 1:
@@ -285,24 +266,14 @@ def wake_target(
     return None
 
 
-def _gpu_bytes_of(container_id: str) -> int | None:
-    """GPU memory the container's processes hold now (NVML); None where NVML cannot tell."""
-    try:
-        processes = nvml_adapter.get_nvml().processes()
-    except GpuUnavailableError:
-        return None
-    held = [p.used_bytes or 0 for p in processes if container_id_of(p.pid) == container_id]
-    return sum(held) if held else None
-
-
 def _confirm_drop(agent: str, container_id: str, before: int | None) -> int | None:
     """Wait for the container's GPU memory to drop; what it holds after (None: unknown)."""
     if before is None:
         return None
     deadline = time.monotonic() + NVML_DROP_WAIT_S
     while True:
-        now = _gpu_bytes_of(container_id)
-        if now is None or now <= before - NVML_DROP_BYTES:
+        now = container_gpu_bytes(container_id)
+        if now is None or dropped(now, before):
             return now
         if time.monotonic() > deadline:
             raise SleepFailed(

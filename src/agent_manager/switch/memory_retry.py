@@ -14,7 +14,7 @@ from agent_manager.observe.state import AgentState
 from agent_manager.switch.cold import ColdSwitch
 from agent_manager.switch.context import LaunchFailed, SwitchContext
 from agent_manager.switch.stop import STOP_GRACE_S, stop_and_remove
-from agent_manager.switch.strategy import SwitchPlan
+from agent_manager.switch.strategy import BroughtUp, SwitchPlan
 from agent_manager.switch.vram import GpuWatch
 
 # Diagnosis kinds (diagnosis/failure_rules.py) that mean the GPU's memory ran short.
@@ -56,7 +56,7 @@ def stop_sleepers(ctx: SwitchContext, plan: SwitchPlan, why: str) -> bool:
 
 def retry_cold(
     ctx: SwitchContext, plan: SwitchPlan, failed: AgentContainer, error: LaunchFailed
-) -> AgentContainer | None:
+) -> BroughtUp | None:
     """After a memory failure of a start beside sleepers: stop them and the failed container,
     then `compose up` once more. None (nothing done) when no sleeper stayed or it was not a
     memory failure."""
