@@ -166,7 +166,10 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
     if level == 2 and probe is None:
         probe = greedy_probe(other.url, agent.served_name, key)
     before = container_gpu_bytes(container.id)
-    rss_before = container_rss_bytes(container.id) if level == 1 else None
+    # The RSS growth is read on the container's first level-1 sleep only: later ones reuse
+    # PyTorch's cached pinned blocks (and a /proc walk costs ~10 ms a time).
+    first = level == 1 and not (same and same.host_ram_measured)
+    rss_before = container_rss_bytes(container.id) if first else None
     seconds = put_to_sleep(other.url, agent.name, level, say)
     after = _confirm_drop(agent.name, container.id, before)
     record = sleep_records.new_record(agent.name, container.id, agent.spec_hash(), level)
@@ -214,7 +217,7 @@ def _record_host_ram(
     same: sleep_records.SleepRecord | None,
     estimate: int | None,
 ) -> None:
-    rss_after = container_rss_bytes(container_id)
+    rss_after = container_rss_bytes(container_id) if rss_before is not None else None
     growth = rss_after - rss_before if rss_after is not None and rss_before is not None else None
     measured = measured_host_ram(backed_up_bytes(tail), growth)
     if same and same.host_ram_measured and same.host_ram_bytes:
