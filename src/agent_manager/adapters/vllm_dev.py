@@ -17,6 +17,10 @@ class DevApiError(AgentManagerError):
     """A sleep-mode call failed: refused, timed out, or not answered."""
 
 
+class DevApiTimeout(DevApiError):
+    """The call got no answer in time (the server may still be working on it)."""
+
+
 def _call(method: str, url: str, timeout: float, **kwargs: Any) -> Any:
     import httpx
 
@@ -24,7 +28,7 @@ def _call(method: str, url: str, timeout: float, **kwargs: Any) -> Any:
     try:
         response = quick_client().request(method, url, timeout=timeout, **kwargs)
     except httpx.TimeoutException:
-        raise DevApiError(f"/{path} did not answer within {timeout:.1f} s.") from None
+        raise DevApiTimeout(f"/{path} did not answer within {timeout:.1f} s.") from None
     except httpx.HTTPError as error:
         raise DevApiError(f"/{path} did not answer ({type(error).__name__}).") from None
     if response.status_code == 404:

@@ -23,7 +23,7 @@ from typing import Any
 
 from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters import vllm_dev
-from agent_manager.adapters.vllm_dev import DevApiError
+from agent_manager.adapters.vllm_dev import DevApiError, DevApiTimeout
 from agent_manager.errors import LaunchError
 from agent_manager.observe import serving
 
@@ -58,9 +58,7 @@ def put_to_sleep(
     try:
         try:
             answer = vllm_dev.sleep(url, level, "wait", drain_s + timeout)
-        except DevApiError as waited:
-            if "did not answer within" not in waited.message:
-                raise
+        except DevApiTimeout:
             say(
                 f"{agent}'s in-flight requests did not finish within the drain limit "
                 f"({drain_s:g} s); aborting them to sleep."
