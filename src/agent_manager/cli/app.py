@@ -4,6 +4,7 @@ libraries (docker, pynvml, huggingface_hub, requests) are imported inside comman
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from agent_manager.cli import (
 )
 from agent_manager.cli.errors import run_cli, set_debug
 from agent_manager.cli.options import set_home
+from agent_manager.errors import WORKSPACE_WARNINGS
 
 app = typer.Typer(
     name="agent-manager",
@@ -76,5 +78,23 @@ app.command("serve")(serve_cmd.serve)
 app.add_typer(export_cmd.app, name="export")
 
 
+class _WarningLine(logging.Handler):
+    """Warnings of the workspace's readers (a damaged record ignored) as the CLI's own
+    one-line warnings; the modules that notice them know nothing of the console."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from agent_manager import ui
+
+        ui.warn(record.getMessage())
+
+
+def _route_warnings() -> None:
+    logger = logging.getLogger(WORKSPACE_WARNINGS)
+    if not any(isinstance(h, _WarningLine) for h in logger.handlers):
+        logger.addHandler(_WarningLine(logging.WARNING))
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
+    _route_warnings()
     run_cli(lambda: app(args=argv, prog_name="agent-manager", standalone_mode=False))

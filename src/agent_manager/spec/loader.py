@@ -14,6 +14,7 @@ from agent_manager.errors import AgentManagerError, SpecError
 from agent_manager.fsio import file_error
 from agent_manager.spec.agents import Agent, parse_spec
 from agent_manager.spec.settings import load_settings
+from agent_manager.spec.uniqueness import check_unique_names
 from agent_manager.spec.workspace import Workspace
 from agent_manager.spec.yaml_load import MAX_SPEC_BYTES, check_spec_size
 
@@ -70,10 +71,11 @@ def display_path(path: Path) -> Path:
 
 
 def load_agents(ws: Workspace, names: list[str] | None = None) -> list[Agent]:
-    """Load the named agents (all by default), and check what no single file can: ports."""
+    """Load the named agents (all by default), and check what no single file can: ports, names."""
     agents = [load_agent(ws, name) for name in ws.resolve_agents(names)]
     if names is None:
         check_ports(agents)
+        check_unique_names(agents)
         return agents
     # Named agents are checked against every other spec that loads; a broken spec elsewhere
     # is reported when it is used, not here.
@@ -86,6 +88,7 @@ def load_agents(ws: Workspace, names: list[str] | None = None) -> list[Agent]:
         except AgentManagerError:
             continue
     check_ports(agents + others)
+    check_unique_names(agents + others)
     return agents
 
 

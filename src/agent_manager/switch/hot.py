@@ -31,7 +31,7 @@ from agent_manager.diagnosis.sleep_log import (
     last_sleep_measure,
     weights_bytes_from_log,
 )
-from agent_manager.errors import LaunchError
+from agent_manager.errors import AgentManagerError, LaunchError
 from agent_manager.observe import sleep_records
 from agent_manager.observe.gpu import container_rss_bytes
 from agent_manager.observe.sleepers import (
@@ -149,12 +149,11 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
     processes), the host RAM of a level-1 sleep, the probe a level-2 wake is checked with.
     `sleeping` are the agents already asleep on the card (their share of vLLM's Y)."""
     container, agent = other.container, other.agent
-    docker = docker_adapter.get_docker()
     previous = sleep_records.read_record(ws, agent.name)
     same = previous if previous and previous.container_id == container.id else None
     weights = same.weights_bytes if same else None
     if weights is None:
-        weights = weights_bytes_from_log(docker.log_lines(container.id))
+        weights = weights_bytes_from_log(docker_adapter.get_docker().log_lines(container.id))
     host_ram = _host_ram_before(agent, weights, same)
     level, why = choose_sleep_level(
         agent.name, agent.spec.sleep_level, host_ram, host_adapter.available_memory_bytes()
@@ -172,9 +171,41 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
     rss_before = container_rss_bytes(container.id) if first else None
     seconds = put_to_sleep(other.url, agent.name, level, say)
     after = _confirm_drop(agent.name, container.id, before)
-    record = sleep_records.new_record(agent.name, container.id, agent.spec_hash(), level)
-    record.weights_bytes, record.probe = weights, probe
-    tail = docker.log_lines(container.id, tail=50)
+    try:
+        record = sleep_records.new_record(agent.name, container.id, agent.spec_hash(), level)
+        record.weights_bytes, record.probe = weights, probe
+        tail = docker_adapter.get_docker().log_lines(container.id, tail=50)
+        _measure_sleep(ws, record, tail, after, sleeping)
+        if level == 1:
+            _record_host_ram(record, tail, rss_before, container.id, same, host_ram)
+        sleep_records.write_record(ws, record)
+    except (AgentManagerError, OSError) as error:
+        # Asleep but unrecorded, a wake would not know its level: wake it back now, and
+        # the caller stops it (cold switch) rather than leave nothing awake.
+        reason = error.message if isinstance(error, AgentManagerError) else str(error)
+        try:
+            wake(other.url, agent.name, agent.served_name, level, key, say, WAKE_TIMEOUT_S[level])
+            back = "woke it back"
+        except SleepFailed:
+            back = "waking it back failed too"
+        raise SleepFailed(f"{agent.name} fell asleep, but {reason} ({back}).") from None
+    kept = record.residual_bytes or DEFAULT_RESIDUAL_BYTES
+    ram = f" and {text}" if (text := record.host_ram_text()) else ""
+    say(
+        f"Put {agent.name} to sleep (level {level}) in {seconds:.2f} s; it keeps "
+        f"{kept / GIB:.1f} GiB of GPU memory{ram}."
+    )
+
+
+def _measure_sleep(
+    ws: Workspace,
+    record: sleep_records.SleepRecord,
+    tail: list[str],
+    after: int | None,
+    sleeping: list[str],
+) -> None:
+    """What the engine keeps on the GPU: NVML's figure for its own processes (`after`), else
+    vLLM's whole-GPU "still in use" (from the log's `tail`) less the other sleepers' share."""
     measure = last_sleep_measure(tail)
     if measure is not None:
         record.freed_bytes = measure.freed_bytes
@@ -185,15 +216,6 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
         others = sum(residual_of(ws, load_agent(ws, name)) for name in sleeping)
         record.residual_bytes = measured_residual(measure.still_in_use_bytes, others)
         record.residual_source = "vllm"
-    if level == 1:
-        _record_host_ram(record, tail, rss_before, container.id, same, host_ram)
-    sleep_records.write_record(ws, record)
-    kept = record.residual_bytes or DEFAULT_RESIDUAL_BYTES
-    ram = f" and {text}" if (text := record.host_ram_text()) else ""
-    say(
-        f"Put {agent.name} to sleep (level {level}) in {seconds:.2f} s; it keeps "
-        f"{kept / GIB:.1f} GiB of GPU memory{ram}."
-    )
 
 
 def _host_ram_before(
