@@ -27,6 +27,8 @@ class AgentRow(BaseModel):
     model_cache: CacheState  # complete: the container starts offline (HF_HUB_OFFLINE=1)
     switch: str = "cold"  # cold, or "sleep (level N)"
     asleep: str | None = None  # `asleep (level 1, 5.2 GiB in host RAM)` while it sleeps
+    # `9.8 GiB in host RAM` while its container lives after a level-1 sleep, asleep or not
+    host_ram: str | None = None
     aliases: list[str] = []  # more names clients may send as `model`
     task: str = "generate"
     tool_parser: str | None = None
@@ -43,9 +45,10 @@ class AgentList(BaseModel):
 
 
 def collect_agent_list(ws: Workspace) -> AgentList:
-    from agent_manager.observe.sleepers import asleep_labels
+    from agent_manager.observe.sleepers import asleep_labels, host_ram_held
 
     asleep = asleep_labels(ws)
+    host_ram = host_ram_held(ws)
     rows = []
     for agent in load_agents(ws):
         spec = agent.spec
@@ -66,6 +69,7 @@ def collect_agent_list(ws: Workspace) -> AgentList:
                 model_cache=cache_state(agent),
                 switch="cold" if spec.switch == "cold" else f"sleep (level {spec.sleep_level})",
                 asleep=asleep.get(agent.name),
+                host_ram=host_ram.get(agent.name),
                 aliases=list(spec.aliases),
                 task=spec.task,
                 tool_parser=spec.tool_parser,

@@ -14,17 +14,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent_manager.errors import SpecError
+from agent_manager.spec import serving
 from agent_manager.spec.env_check import ENV_NAME, OWNED_FLAGS, check_env_entry
 from agent_manager.spec.messages import REMOVED_SETTINGS, spec_error
-from agent_manager.spec.serving import (
-    DEFAULT_IDLE_MINUTES,
-    ROUTER_ONLY,
-    Aliases,
-    ReasoningParser,
-    Task,
-    ToolParser,
+from agent_manager.spec.sleep_rules import (
+    DEV_MODE_ENV,
+    check_sleep_bind,
+    cpu_sleep_notice,
+    cpu_sleep_notice_for,
 )
-from agent_manager.spec.sleep_bind import DEV_MODE_ENV, check_sleep_bind
 from agent_manager.spec.validate import (
     MAX_CONTEXT_TOKENS,
     MAX_NUM_SEQS,
@@ -106,11 +104,11 @@ class AgentSpec(BaseModel):
     switch: Literal["cold", "sleep"] = "cold"
     sleep_level: Literal[1, 2] = 1
     # What clients reach through `serve` (spec/serving.py has the why of each).
-    tool_parser: ToolParser = Field(None, description="--tool-call-parser (none: off)")
-    reasoning_parser: ReasoningParser = Field(None, description="--reasoning-parser")
-    task: Task = Field("generate", description="generate, pooling or transcription")
-    aliases: Aliases = Field(default_factory=list, description="more names clients may ask")
-    idle_minutes: float = Field(DEFAULT_IDLE_MINUTES, ge=0, description="serve: 0 = never")
+    tool_parser: serving.ToolParser = Field(None, description="--tool-call-parser (none: off)")
+    reasoning_parser: serving.ReasoningParser = Field(None, description="--reasoning-parser")
+    task: serving.Task = Field("generate", description="generate, pooling or transcription")
+    aliases: serving.Aliases = Field(default_factory=list, description="more model names")
+    idle_minutes: float = Field(serving.DEFAULT_IDLE_MINUTES, ge=0, description="0 = never")
 
     @field_validator("model")
     @classmethod
@@ -299,6 +297,9 @@ class Agent:
     name: str
     path: Path
     spec: AgentSpec
+    # One-line notices about how the spec was read (e.g. sleep turned off on the CPU engine);
+    # the commands that run the agent show them.
+    notices: tuple[str, ...] = ()
 
     @property
     def served_name(self) -> str:
@@ -309,13 +310,19 @@ class Agent:
         return self.spec.aliases
 
     def with_engine(self, engine: Engine) -> Agent:
-        """The same agent on another engine (`launch --engine`)."""
-        return Agent(self.name, self.path, self.spec.model_copy(update={"engine": engine}))
+        """The same agent on another engine (`launch --engine`); sleep mode does not run on
+        the CPU engine, so a sleep agent moved there switches cold (said in a notice)."""
+        update: dict[str, Any] = {"engine": engine}
+        notices = self.notices
+        if engine == "cpu" and self.spec.switch == "sleep":
+            update["switch"] = "cold"
+            notices += (cpu_sleep_notice(self.name, "`--engine cpu` was asked for"),)
+        return Agent(self.name, self.path, self.spec.model_copy(update=update), notices)
 
     def spec_hash(self) -> str:
         # Defaults left out: a new field with a default does not make running agents stale.
         # Fields only the router reads (aliases, idle) do not change what the container runs.
-        spec = self.spec.model_dump(mode="json", exclude_defaults=True, exclude=ROUTER_ONLY)
+        spec = self.spec.model_dump(mode="json", exclude_defaults=True, exclude=serving.ROUTER_ONLY)
         canonical = json.dumps({"agent": self.name, "spec": spec}, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -335,4 +342,7 @@ def parse_spec(name: str, path: Path, text: str, defaults: dict[str, Any] | None
     except ValidationError as exc:
         raise spec_error(path, lines, exc, list(AgentSpec.model_fields)) from None
     check_sleep_bind(name, path, lines, spec, from_defaults="switch" in inherited)
-    return Agent(name=name, path=path, spec=spec)
+    notice = cpu_sleep_notice_for(name, path, lines, data, spec)
+    if notice is not None:
+        spec = spec.model_copy(update={"switch": "cold"})
+    return Agent(name=name, path=path, spec=spec, notices=(notice,) if notice else ())
