@@ -1,4 +1,4 @@
-"""The router's upstream transport (router/network.py) against a real TCP server in the test.
+"""The router's upstream client (router/network.py) against a real TCP server in the test.
 
 The server speaks just enough HTTP/1.1 to show what the relay relies on: kept-alive
 connections are reused, but not once the agent closed them or they idled near vLLM's
@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from agent_manager.router import network
-from agent_manager.router.network import UpstreamTransport
+from agent_manager.router.network import UpstreamClient, UpstreamResponse
 from tests.standin.process import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]
@@ -77,17 +77,21 @@ async def echo_forever(
         await writer.drain()
 
 
-async def post(transport: UpstreamTransport, port: int, body: bytes) -> httpx.Response:
-    request = httpx.Request("POST", f"http://127.0.0.1:{port}/v1/x", content=body)
-    response = await transport.handle_async_request(request)
-    await response.aread()
-    return response
+@dataclass
+class Answer:
+    status_code: int
+    content: bytes
+
+
+async def post(client: UpstreamClient, port: int, body: bytes) -> Answer:
+    response = await client.request("POST", f"http://127.0.0.1:{port}", "/v1/x", [], body)
+    return Answer(response.status_code, await response.aread())
 
 
 def test_kept_alive_connections_are_reused_and_bodies_arrive_whole() -> None:
     async def scenario() -> None:
         async with serving(echo_forever) as server:
-            transport = UpstreamTransport()
+            transport = UpstreamClient()
             bodies = [b'{"n": %d}' % n for n in range(20)]
             got = [await post(transport, server.port, body) for body in bodies]
             await transport.aclose()
@@ -105,7 +109,7 @@ def test_a_connection_idle_past_the_expiry_is_not_reused(monkeypatch: pytest.Mon
 
     async def scenario() -> None:
         async with serving(echo_forever) as server:
-            transport = UpstreamTransport()
+            transport = UpstreamClient()
             await post(transport, server.port, b"1")
             await post(transport, server.port, b"2")  # at once: the same connection
             await asyncio.sleep(0.4)
@@ -129,7 +133,7 @@ def test_a_big_answer_arrives_whole() -> None:
 
     async def scenario() -> None:
         async with serving(handler) as server:
-            transport = UpstreamTransport()
+            transport = UpstreamClient()
             response = await post(transport, server.port, big)
             await transport.aclose()
         assert response.content == big
@@ -146,7 +150,7 @@ def test_a_connection_the_agent_closed_while_idle_is_not_reused() -> None:
 
     async def scenario() -> None:
         async with serving(one_answer_then_close) as server:
-            transport = UpstreamTransport()
+            transport = UpstreamClient()
             first = await post(transport, server.port, b"1")
             await asyncio.sleep(0.2)  # the close reaches the client's socket
             second = await post(transport, server.port, b"2")
@@ -181,17 +185,17 @@ def test_a_stream_arrives_piece_by_piece_and_closing_it_hangs_up() -> None:
 
     async def scenario() -> None:
         async with serving(slow_stream) as server:
-            transport = UpstreamTransport()
-            request = httpx.Request("POST", f"http://127.0.0.1:{server.port}/", content=b"{}")
+            transport = UpstreamClient()
             loop = asyncio.get_running_loop()
             start = loop.time()
-            response = await transport.handle_async_request(request)
+            url = f"http://127.0.0.1:{server.port}"
+            response = await transport.request("POST", url, "/", [], b"{}")
             first = b""
             async for chunk in response.aiter_raw():
                 first = chunk
                 break
             first_after = loop.time() - start
-            await response.aclose()
+            response.close()
             await asyncio.wait_for(server.closed_by_client.wait(), 3)
             await transport.aclose()
         assert first == b"data: 0\n\n"
@@ -217,19 +221,17 @@ def test_many_streams_at_once_each_get_a_connection() -> None:
 
     async def scenario() -> None:
         async with serving(held_stream) as server:
-            transport = UpstreamTransport()
+            transport = UpstreamClient()
 
-            async def open_stream() -> httpx.Response:
-                url = f"http://127.0.0.1:{server.port}/"
-                request = httpx.Request("POST", url, content=b"{}")
-                return await transport.handle_async_request(request)
+            async def open_stream() -> UpstreamResponse:
+                url = f"http://127.0.0.1:{server.port}"
+                return await transport.request("POST", url, "/", [], b"{}")
 
             opened = await asyncio.wait_for(asyncio.gather(*(open_stream() for _ in range(40))), 10)
             release.set()
-            for response in opened:
-                await response.aread()
+            bodies = [await response.aread() for response in opened]
             await transport.aclose()
-        assert [r.content for r in opened] == [b"data: "] * 40
+        assert bodies == [b"data: "] * 40
         assert server.connections == 40
 
     asyncio.run(scenario())
@@ -237,7 +239,7 @@ def test_many_streams_at_once_each_get_a_connection() -> None:
 
 def test_nothing_listening_is_a_connect_error() -> None:
     async def scenario() -> None:
-        transport = UpstreamTransport()
+        transport = UpstreamClient()
         with pytest.raises(httpx.ConnectError):
             await post(transport, free_port(), b"{}")
         await transport.aclose()
@@ -255,9 +257,93 @@ def test_an_agent_that_hangs_up_mid_answer_is_a_transport_error() -> None:
 
     async def scenario() -> None:
         async with serving(half_answer) as server:
-            transport = UpstreamTransport()
+            transport = UpstreamClient()
             with pytest.raises(httpx.TransportError):
                 await post(transport, server.port, b"{}")
             await transport.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_header_bytes_outside_ascii_reach_the_agent_as_the_client_sent_them() -> None:
+    heads: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: Server) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        body = await reader.readexactly(2)
+        writer.write(answer(body))
+        await writer.drain()
+
+    async def scenario() -> None:
+        async with serving(record) as server:
+            client = UpstreamClient()
+            url = f"http://127.0.0.1:{server.port}"
+            agent = b"caf\xc3\xa9 / \xe9"  # UTF-8 and a bare latin-1 byte: both obs-text
+            response = await client.request("POST", url, "/v1/x", [(b"user-agent", agent)], b"{}")
+            assert await response.aread() == b"{}"
+            await client.aclose()
+
+    asyncio.run(scenario())
+    assert b"\r\nuser-agent: caf\xc3\xa9 / \xe9\r\n" in heads[0]
+    assert heads[0].startswith(b"POST /v1/x HTTP/1.1\r\nhost: 127.0.0.1:")
+    assert b"\r\ncontent-length: 2\r\n" in heads[0]
+
+
+def test_a_header_value_with_a_line_break_is_never_sent() -> None:
+    async def scenario() -> None:
+        client = UpstreamClient()
+        with pytest.raises(httpx.LocalProtocolError):
+            headers = [(b"authorization", b"Bearer x\r\nx-admin: 1")]
+            await client.request("POST", f"http://127.0.0.1:{free_port()}", "/", headers, b"")
+
+    asyncio.run(scenario())
+
+
+def test_a_body_that_ends_with_the_connection_arrives_whole() -> None:
+    """An HTTP/1.0-style answer: no length, not chunked; the agent's close ends it."""
+
+    async def until_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server
+    ) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nfirst ")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"second")
+        await writer.drain()
+
+    async def scenario() -> None:
+        async with serving(until_close) as server:
+            client = UpstreamClient()
+            first = await post(client, server.port, b"{}")
+            second = await post(client, server.port, b"{}")
+            await client.aclose()
+        assert first == second == Answer(200, b"first second")
+        assert server.connections == 2  # a body ended by a close is never kept alive
+
+    asyncio.run(scenario())
+
+
+def test_a_request_cancelled_while_it_waits_for_the_answer_hangs_up() -> None:
+    """How vLLM learns that nobody waits for the generation any more."""
+
+    async def never_answers(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server
+    ) -> None:
+        await read_request(reader)
+        if await reader.read() == b"":
+            server.closed_by_client.set()
+
+    async def scenario() -> None:
+        async with serving(never_answers) as server:
+            client = UpstreamClient()
+            waiting = asyncio.ensure_future(post(client, server.port, b"{}"))
+            await asyncio.sleep(0.2)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            await asyncio.wait_for(server.closed_by_client.wait(), 3)
+            await client.aclose()
 
     asyncio.run(scenario())

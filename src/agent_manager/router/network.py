@@ -1,175 +1,332 @@
-"""The router's upstream transport: httpx on httpcore's connection pool, over asyncio directly.
+"""The router's upstream HTTP/1.1 client: httptools' C response parser on asyncio's own
+transports, with a keep-alive pool per agent.
 
-httpx's own transport reaches the socket through anyio: a cancel scope and a checkpoint around
-every read and write, and a resume/pause of the socket's reading around each read that waits.
-On a relay that is pure latency (~0.1-0.15 ms of CPU a request, scripts/bench_router.py), so
-the router plugs a network backend on asyncio's own streams into httpcore's pool, through
-httpcore's extension point (`AsyncNetworkBackend`), and hands httpx a transport through
-httpx's (`AsyncBaseTransport`). HTTP itself (h11, keep-alive, the pool) stays httpcore's;
-this module only moves bytes.
+httpx on httpcore parsed every answer with h11 (pure Python) and took anyio locks, cancel
+scopes and checkpoints around each step: about a third of the router's CPU per request
+(scripts/bench_router.py, py-spy). A relay needs little of it: one request per connection at a
+time, the request written in one piece (head and body together), the answer's head, its body
+piece by piece as the agent sends it, and the connection back to the pool once the answer has
+been read to its end. Errors are httpx's exception classes, which the relay catches.
 """
 
 from __future__ import annotations
 
 import asyncio
-import select
+import collections
+import functools
 import socket
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import contextmanager
-from typing import Any
+import time
+from collections.abc import AsyncIterator
 
-import httpcore
+import httptools
 import httpx
 
-KEEPALIVE_EXPIRY_S = 4.0
+KEEPALIVE_EXPIRY_S = 4.0  # below vLLM's 5 s (VLLM_HTTP_TIMEOUT_KEEP_ALIVE)
+CONNECT_TIMEOUT_S = 5.0  # nothing listens: fail fast. No read timeout: a long generation is fine
+MAX_IDLE_PER_AGENT = 256
+READ_HIGH_WATER = 256 * 1024  # stop reading the agent while a slow client has this much unsent
 
 
-class AsyncioStream(httpcore.AsyncNetworkStream):
-    """One connection to an agent, as asyncio's own streams (buffering, flow control)."""
+class UpstreamResponse:
+    """The agent's answer: status and headers (names lower-case), then the body. Read it to
+    its end (`aiter_raw`, `aread`) and the connection goes back to the pool; `close()` before
+    that closes the connection, which is how vLLM learns to abort the request."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, connection: _Connection):
+        self._connection: _Connection | None = connection
+        self.status_code = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self._head_done = False
+        self._until_close = True  # no length, not chunked: the body ends when the agent closes
+        self._keep_alive = False
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._paused = False
+        self._done = False
+        self._error: Exception | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (what arrived together comes as one piece)."""
+        chunks = self._chunks
+        while True:
+            if chunks:
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                chunks.clear()
+                self._buffered = 0
+                if self._paused and self._connection is not None:
+                    self._paused = False
+                    self._connection.resume_reading()
+                yield data
+            elif self._done:
+                self._release()
+                return
+            elif self._error is not None:
+                self.close()
+                raise self._error
+            else:
+                await self._wait()
+
+    async def aread(self) -> bytes:
+        return b"".join([chunk async for chunk in self.aiter_raw()])
+
+    def close(self) -> None:
+        """Give the connection back if the answer was read whole, else hang up."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.hang_up()
+
+    async def _wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
         try:
-            return await asyncio.wait_for(self._reader.read(max_bytes), timeout)
-        except asyncio.TimeoutError:
-            raise httpcore.ReadTimeout(f"no data within {timeout} s") from None
-        except OSError as error:
-            raise httpcore.ReadError(str(error) or type(error).__name__) from None
+            await self._waiter
+        finally:
+            self._waiter = None
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if not buffer:
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.done(self._keep_alive)
+
+    # What the connection's parser calls.
+
+    def _on_head(self, status: int, keep_alive: bool) -> None:
+        self.status_code = status
+        self._keep_alive = keep_alive
+        for name, value in self.headers:
+            if name == b"content-length" or (
+                name == b"transfer-encoding" and b"chunked" in value.lower()
+            ):
+                self._until_close = False
+        self._head_done = True
+        self._wake()
+
+    def _on_body(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > READ_HIGH_WATER and not self._paused and self._connection:
+            self._paused = True
+            self._connection.pause_reading()
+        self._wake()
+
+    def _on_complete(self) -> None:
+        self._done = True
+        self._wake()
+
+    def _on_lost(self, error: Exception | None) -> None:
+        if self._done or self._error is not None:
+            return
+        if self._head_done and self._until_close and error is None:
+            self._keep_alive = False
+            self._done = True  # an HTTP/1.0-style body: the close is its end
+        elif not self._head_done:
+            self._error = httpx.RemoteProtocolError(
+                "Server disconnected without sending a response."
+            )
+        else:
+            self._error = httpx.ReadError("the agent closed the connection mid-answer")
+        self._wake()
+
+    def _on_error(self, error: Exception) -> None:
+        if not self._done and self._error is None:
+            self._error = error
+            self._wake()
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection to an agent, carrying one request at a time."""
+
+    def __init__(self, pool: UpstreamClient, key: tuple[str, int]):
+        self._pool = pool
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.response: UpstreamResponse | None = None
+        self.closed = False
+        self.idle_since = 0.0
+
+    def send(self, data: bytes, response: UpstreamResponse) -> None:
+        self.response = response
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def done(self, keep_alive: bool) -> None:
+        self.response = None
+        if keep_alive and not self.closed:
+            self._pool.put(self)
+        else:
+            self.hang_up()
+
+    def hang_up(self) -> None:
+        self.response = None
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a TCP transport
+
+    def data_received(self, data: bytes) -> None:
+        response = self.response
+        if response is None:  # bytes nobody asked for, on an idle connection: never reuse it
+            self.hang_up()
             return
         try:
-            self._writer.write(buffer)
-            await asyncio.wait_for(self._writer.drain(), timeout)
-        except asyncio.TimeoutError:
-            raise httpcore.WriteTimeout(f"could not send within {timeout} s") from None
-        except (OSError, RuntimeError) as error:  # RuntimeError: written after close
-            raise httpcore.WriteError(str(error) or type(error).__name__) from None
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as error:
+            response._on_error(httpx.RemoteProtocolError(f"the agent's answer: {error}"))
+            self.hang_up()
 
-    async def aclose(self) -> None:
-        self._writer.close()
+    def eof_received(self) -> bool | None:
+        self.closed = True
+        if self.response is not None:
+            self.response._on_lost(None)
+        return None  # the transport closes itself
 
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":  # an idle kept-alive connection: has the agent closed it?
-            return self._reader.at_eof() or _readable(self._writer.get_extra_info("socket"))
-        return None  # all the pool asks besides: "ssl_object", and agents speak plain HTTP
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.response is not None:
+            if exc is None:
+                self.response._on_lost(None)
+            else:
+                self.response._on_error(httpx.ReadError(str(exc) or type(exc).__name__))
 
+    # httptools' callbacks
 
-def _readable(sock: socket.socket | None) -> bool:
-    if sock is None or sock.fileno() < 0:
-        return True
-    if not hasattr(select, "poll"):  # Windows
-        return bool(select.select([sock], [], [], 0)[0])
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
-    return bool(poller.poll(0))
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.response is not None:
+            self.response.headers.append((name.lower(), value))
 
+    def on_headers_complete(self) -> None:
+        if self.response is not None:
+            status = self.parser.get_status_code()
+            self.response._on_head(status, self.parser.should_keep_alive())
 
-class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        local = (local_address, 0) if local_address else None
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, local_addr=local), timeout
-            )
-        except asyncio.TimeoutError:
-            message = f"{host}:{port} did not accept a connection within {timeout} s"
-            raise httpcore.ConnectTimeout(message) from None
-        except OSError as error:
-            raise httpcore.ConnectError(str(error)) from None
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            for option in socket_options or ():
-                sock.setsockopt(*option)
-        return AsyncioStream(reader, writer)
+    def on_body(self, body: bytes) -> None:
+        if self.response is not None:
+            self.response._on_body(body)
 
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    def on_message_complete(self) -> None:
+        if self.response is not None:
+            self.response._on_complete()
 
 
-_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-)
-
-
-@contextmanager
-def _as_httpx() -> Iterator[None]:
-    """httpcore's errors as httpx's, which the relay catches."""
-    try:
-        yield
-    except Exception as error:
-        for core, mapped in _ERRORS:
-            if isinstance(error, core):
-                raise mapped(str(error)) from error
-        raise
-
-
-class _Body(httpx.AsyncByteStream):
-    def __init__(self, response: httpcore.Response):
-        self._response = response
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _as_httpx():
-            async for chunk in self._response.aiter_stream():
-                yield chunk
-
-    async def aclose(self) -> None:
-        await self._response.aclose()
-
-
-class UpstreamTransport(httpx.AsyncBaseTransport):
-    """httpx's transport interface on httpcore's pool with `AsyncioBackend` underneath."""
+class UpstreamClient:
+    """Requests to agents over kept-alive connections (no cap on connections: vLLM batches
+    what it gets, the router must not hold requests back)."""
 
     def __init__(self) -> None:
-        self._pool = httpcore.AsyncConnectionPool(
-            max_connections=None,  # vLLM batches what it gets: the router must not cap it
-            max_keepalive_connections=256,
-            # vLLM's server closes a connection idle for 5 s: drop ours first, so that a
-            # request is never sent on a connection the agent is closing.
-            keepalive_expiry=KEEPALIVE_EXPIRY_S,
-            network_backend=AsyncioBackend(),
-        )
+        # vLLM closes a connection idle for 5 s: drop ours first, so that a request is never
+        # sent on a connection the agent is closing.
+        self.keepalive_expiry_s = KEEPALIVE_EXPIRY_S
+        self._idle: dict[tuple[str, int], list[_Connection]] = {}
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        core_request = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        with _as_httpx():
-            response = await self._pool.handle_async_request(core_request)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_Body(response),
-            extensions=response.extensions,
-        )
+    async def request(
+        self,
+        method: str,
+        base: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes = b"",
+    ) -> UpstreamResponse:
+        """Send `method base+path` with `headers` (names lower-case, values as bytes, sent as
+        they are) and `body`; returns once the answer's head has arrived."""
+        host, port, authority = _address(base)
+        head = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode(), path.encode(), authority)]
+        for name, value in headers:
+            if b"\r" in value or b"\n" in value or b"\0" in value:
+                raise httpx.LocalProtocolError(f"Illegal header value for {name.decode()}")
+            head.append(b"%s: %s\r\n" % (name, value))
+        if body or method != "GET":
+            head.append(b"content-length: %d\r\n" % len(body))
+        head.append(b"\r\n")
+        head.append(body)
+        connection = self._take((host, port)) or await self._connect(host, port)
+        response = UpstreamResponse(connection)
+        connection.send(b"".join(head), response)
+        try:
+            while not response._head_done:
+                if response._error is not None:
+                    raise response._error
+                await response._wait()
+        except BaseException:
+            response.close()  # cancelled, or the agent hung up: this connection is done
+            raise
+        return response
+
+    def put(self, connection: _Connection) -> None:
+        idle = self._idle.setdefault(connection.key, [])
+        if len(idle) >= MAX_IDLE_PER_AGENT:
+            connection.hang_up()
+            return
+        connection.idle_since = time.monotonic()
+        idle.append(connection)
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.hang_up()
+        self._idle.clear()
+
+    def _take(self, key: tuple[str, int]) -> _Connection | None:
+        idle = self._idle.get(key)
+        if not idle:
+            return None
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()  # the most recent: the least likely to be expiring
+            if not connection.closed and now - connection.idle_since < self.keepalive_expiry_s:
+                return connection
+            connection.hang_up()
+        return None
+
+    async def _connect(self, host: str, port: int) -> _Connection:
+        loop = asyncio.get_running_loop()
+        key = (host, port)
+        try:
+            transport, connection = await asyncio.wait_for(
+                loop.create_connection(lambda: _Connection(self, key), host, port),
+                CONNECT_TIMEOUT_S,
+            )
+        except asyncio.TimeoutError:
+            message = f"{host}:{port} did not accept a connection within {CONNECT_TIMEOUT_S:g} s"
+            raise httpx.ConnectTimeout(message) from None
+        except OSError as error:
+            raise httpx.ConnectError(str(error) or type(error).__name__) from None
+        connection.transport = transport  # uvloop may call connection_made after this
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # the request's one write must not wait for a delayed ACK
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection
+
+
+@functools.lru_cache(maxsize=256)
+def _address(base: str) -> tuple[str, int, bytes]:
+    """host, port and the Host header of an agent's `http://host:port` (httpx.InvalidURL if
+    it is none)."""
+    url = httpx.URL(base)
+    if url.scheme != "http" or not url.host:
+        raise httpx.UnsupportedProtocol(f"Agents speak plain HTTP, not {base!r}.")
+    port = url.port or 80
+    return url.host, port, url.netloc

@@ -1,5 +1,6 @@
-"""One request through to the agent and back: admission by the scheduler, the httpx call,
-streaming pass-through chunk by chunk, cancellation, and the agent's own key added upstream.
+"""One request through to the agent and back: admission by the scheduler, the upstream call
+(network.py), streaming pass-through chunk by chunk, cancellation, and the agent's own key
+added upstream.
 
 Streams are relayed as the agent sends them (`aiter_raw` into a `StreamingResponse`), never
 buffered. A client that disconnects closes the upstream connection, so vLLM aborts the request.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,31 +17,24 @@ from dataclasses import dataclass
 
 import anyio
 import httpx
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from agent_manager.router.catalog import Target
 from agent_manager.router.dialects import OPENAI, Dialect, error_response, sse_error
 from agent_manager.router.errors import RouterError
 from agent_manager.router.metrics import RouterMetrics
-from agent_manager.router.network import UpstreamTransport
+from agent_manager.router.network import UpstreamClient, UpstreamResponse
 from agent_manager.router.policy import Scheduler, Ticket
 
 LOG = logging.getLogger("agent_manager.router")
 FORWARDED_REQUEST_HEADERS = (b"content-type", b"accept", b"user-agent")
-FORWARDED_RESPONSE_HEADERS = ("content-type",)
 _RETRY = -1  # the agent refused the connection before anything was sent: ask again
 CLIENT_GONE = 499  # nginx's "client closed request", for the log and metrics only
 
 
-# No read timeout: a long generation is not a failure. Connect fails fast: nothing listens.
-TIMEOUTS = httpx.Timeout(None, connect=5.0).as_dict()
-
-
-def new_client() -> httpx.AsyncBaseTransport:
-    """An httpx transport, called directly: a relay needs no cookies, redirects or auth flow,
-    and skipping `AsyncClient.send` halves the router's CPU per request."""
-    return UpstreamTransport()
+def new_client() -> UpstreamClient:
+    return UpstreamClient()
 
 
 @dataclass(frozen=True)
@@ -76,7 +69,7 @@ class Relay:
 
     scheduler: Scheduler
     metrics: RouterMetrics
-    client: httpx.AsyncBaseTransport
+    client: UpstreamClient
     debug: bool = False
 
     async def handle(self, forward: Forward, scope: Scope, receive: Receive, send: Send) -> int:
@@ -169,16 +162,11 @@ class Relay:
     async def _relay(self, forward: Forward, scope: Scope, receive: Receive, send: Send) -> int:
         target = forward.target
         headers = _upstream_headers(scope, target)
-        request = httpx.Request(
-            forward.method,
-            _url(target.url, forward.path),
-            content=forward.body,
-            headers=headers,
-            extensions={"timeout": TIMEOUTS},
-        )
         start = time.monotonic()
         try:
-            upstream = await self.client.handle_async_request(request)
+            upstream = await self.client.request(
+                forward.method, target.url, forward.path, headers, forward.body
+            )
         except httpx.ConnectError:
             return _RETRY
         except httpx.HTTPError as error:
@@ -187,26 +175,38 @@ class Relay:
             await failed(scope, receive, send)
             return 502
         self.metrics.upstream_seconds.labels(target.agent).observe(time.monotonic() - start)
-        kept = {k: v for k, v in upstream.headers.items() if k in FORWARDED_RESPONSE_HEADERS}
+        content_type = upstream.header(b"content-type")
         try:
             # An HTTP/1.0 client cannot read chunks: it gets the whole stream as one body.
-            event_stream = upstream.headers.get("content-type", "").startswith("text/event-stream")
+            event_stream = content_type is not None and content_type.startswith(
+                b"text/event-stream"
+            )
             if event_stream and scope.get("http_version") != "1.0":
+                assert content_type is not None
                 chunks = _chunks(upstream, target.agent, forward.dialect, forward.sniff)
+                kept = {"content-type": content_type.decode("latin-1")}
                 stream = StreamingResponse(chunks, upstream.status_code, headers=kept)
                 await stream(scope, receive, send)
             else:
-                content = b"".join([chunk async for chunk in upstream.aiter_raw()])
+                content = await upstream.aread()
                 if forward.sniff is not None:
                     forward.sniff(content)
                 if self.debug:
                     LOG.debug(
                         "response from %s: %s", target.agent, content.decode(errors="replace")
                     )
-                await Response(content, upstream.status_code, headers=kept)(scope, receive, send)
+                head = [(b"content-length", b"%d" % len(content))]
+                if content_type is not None:
+                    head.append((b"content-type", content_type))
+                start_message = {
+                    "type": "http.response.start",
+                    "status": upstream.status_code,
+                    "headers": head,
+                }
+                await send(start_message)
+                await send({"type": "http.response.body", "body": content})
         finally:
-            with anyio.CancelScope(shield=True):
-                await upstream.aclose()  # closing the connection is how vLLM learns to abort
+            upstream.close()  # before its end, closing the connection is how vLLM aborts
         return upstream.status_code
 
 
@@ -228,7 +228,7 @@ async def _cancel_on_disconnect(
 
 
 async def _chunks(
-    upstream: httpx.Response,
+    upstream: UpstreamResponse,
     agent: str,
     dialect: Dialect,
     sniff: Callable[[bytes], None] | None,
@@ -243,15 +243,9 @@ async def _chunks(
         yield sse_error(502, message, dialect)
 
 
-@functools.lru_cache(maxsize=256)
-def _url(base: str, path: str) -> httpx.URL:
-    return httpx.URL(base + path)
-
-
 def _upstream_headers(scope: Scope, target: Target) -> list[tuple[bytes, bytes]]:
     """The client's content headers, as the bytes it sent (obs-text such as a non-ASCII
-    User-Agent is legal HTTP; as text it made httpx raise); never its Authorization (that is
-    the router's key)."""
+    User-Agent is legal HTTP); never its Authorization (that is the router's key)."""
     headers = [(b"accept-encoding", b"identity")]
     for raw_name, raw_value in scope["headers"]:
         if raw_name.lower() in FORWARDED_REQUEST_HEADERS:
