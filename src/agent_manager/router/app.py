@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,13 +24,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as Path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from agent_manager.observe.state import AgentState
 from agent_manager.router.cards import model_card, model_cards
 from agent_manager.router.catalog import Catalog
 from agent_manager.router.config import RouterConfig
-from agent_manager.router.dialects import dialect_of, error_response, no_route
+from agent_manager.router.dialects import error_response, no_route
+from agent_manager.router.front import Front, RequireKey, RouterApp
 from agent_manager.router.limits import BodyRefused, read_body
 from agent_manager.router.metrics import CONTENT_TYPE, RouterMetrics
 from agent_manager.router.pinned import PinnedResponse
@@ -41,7 +41,6 @@ from agent_manager.router.routes import ROUTES, Refusal, Route, prepare
 from agent_manager.router.upstream import Forward, Relay, new_client
 
 LOG = logging.getLogger("agent_manager.router")
-OPEN_PATHS = ("/health",)
 FIRST_LOOK_S = 3.0  # a hung Docker must not hold the router's start
 
 
@@ -215,13 +214,13 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
         *(Path(path, proxy, methods=["POST"]) for path, proxy in proxies.items()),
     ]
     handlers = {404: no_route, 405: no_route}
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    app = RouterApp(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.core = core
-    # The hot path: proxied POSTs skip Starlette's exception middleware and route table.
-    app.add_middleware(_Front, proxies=proxies)
     key = config.api_key
+    # The hot path: proxied POSTs skip Starlette's middleware, exception handling and routes.
+    app.front = Front(dict(proxies), key.encode() if key else None)
     if key:
-        app.add_middleware(_RequireKey, key=key)
+        app.add_middleware(RequireKey, key=key)
     return app
 
 
@@ -279,65 +278,3 @@ class _Proxy:
                 status,
                 (time.monotonic() - start) * 1000,
             )
-
-
-class _Front:
-    """Sends proxied POSTs straight to their `_Proxy`; anything else to Starlette's routes. A
-    failure in the proxy path is logged and answered with 500 in OpenAI's shape (if nothing
-    was sent yet), where Starlette's error middleware would answer in plain text."""
-
-    def __init__(self, app: ASGIApp, proxies: dict[str, _Proxy]):
-        self.app = app
-        self.proxies = proxies
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        proxy = self.proxies.get(scope["path"]) if scope["type"] == "http" else None
-        if proxy is None or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        started: list[bool] = []
-
-        async def tracked(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started.append(True)
-            await send(message)
-
-        try:
-            await proxy(scope, receive, tracked)
-        except Exception:
-            LOG.exception("the router failed on POST %s", scope["path"])
-            if not started:
-                message = "The router failed on this request; see its log."
-                failed = error_response(
-                    500, message, "InternalServerError", dialect=dialect_of(scope["path"])
-                )
-                await failed(scope, receive, send)
-
-
-class _RequireKey:
-    """Every route but /health needs `Authorization: Bearer <the router's key>` (or, as
-    Anthropic's clients send it, `x-api-key: <key>`)."""
-
-    def __init__(self, app: ASGIApp, key: str):
-        self.app = app
-        self.key = key.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        given = headers.get(b"authorization", b"")
-        # The `anthropic` SDK sends its key as x-api-key.
-        if secrets.compare_digest(given, b"Bearer " + self.key) or secrets.compare_digest(
-            headers.get(b"x-api-key", b""), self.key
-        ):
-            await self.app(scope, receive, send)
-            return
-        response = error_response(
-            401,
-            "Missing or wrong API key for this router.",
-            "AuthenticationError",
-            dialect=dialect_of(scope["path"]),
-        )
-        await response(scope, receive, send)

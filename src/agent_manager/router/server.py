@@ -61,6 +61,7 @@ def _serve(ws: Workspace, config: RouterConfig) -> int:
             host=config.host,
             port=config.port,
             access_log=False,  # our own line per request, without bodies
+            proxy_headers=False,  # nothing reads the client's address: no X-Forwarded-* pass
             http=protocol_for(config.limits),
             timeout_keep_alive=max(1, round(config.limits.keepalive_s)),
             timeout_graceful_shutdown=int(config.drain_timeout_s),
