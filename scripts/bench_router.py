@@ -2,6 +2,11 @@
 """What does the router cost? `agent-manager serve` vs the agent directly (Docker + stand-in)
 
     .venv/bin/python scripts/bench_router.py [--requests 500] [--streams 5] [--load 1.0]
+    .venv/bin/python scripts/bench_router.py --compare ../main/src --rounds 3 --cold 0
+
+`--compare SRC` measures (a) for another checkout's router too (its `src`, e.g. main's), in
+rounds that alternate the two (one `serve` per workspace at a time), so a change is judged
+before/after on the same machine in the same minutes.
 
 The router runs as a real `agent-manager serve` process over a temporary workspace whose
 agents are stand-in containers (`python3 tests/standin/build_image.py` builds the image).
@@ -37,6 +42,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -273,12 +279,31 @@ def cold_start(
     )
 
 
+def start_router(
+    home: list[str], port: int, log: IO[str], src: str | None
+) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=src) if src else None  # first on sys.path: that checkout
+    server = subprocess.Popen(
+        [CLI, *home, "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+    )
+    wait_for(f"http://127.0.0.1:{port}/health")
+    return server
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        process.wait(60)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--streams", type=int, default=5)
     parser.add_argument("--cold", type=int, default=4)
     parser.add_argument("--load", type=float, default=1.0, help="stand-in load seconds")
+    parser.add_argument("--compare", metavar="SRC", help="another checkout's src, measured too")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of (a)")
     args = parser.parse_args()
     build()
     os.environ["AGENT_MANAGER_INSTANCE"] = f"bench-{uuid.uuid4().hex[:8]}"
@@ -294,10 +319,7 @@ def main() -> int:
     try:
         ports = workspace(root, args.load)
         direct = f"http://127.0.0.1:{ports['po']}"
-        server = subprocess.Popen(
-            [CLI, *home, "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
-        )
-        wait_for(router + "/health")
+        server = start_router(home, port, log, None)
         with httpx.Client(timeout=300) as client:
             body = {"model": "po", "messages": PROMPT, "max_tokens": 1}
             assert client.post(router + "/v1/chat/completions", json=body).status_code == 200
@@ -314,19 +336,31 @@ def main() -> int:
             for _ in range(50):  # warm every path
                 for base in bases.values():
                     client.post(base + "/v1/chat/completions", json=body)
-            pids = {"router": server.pid, "vllm-router": rust_router.pid}
             logs = {"router": Path(log.name), "vllm-router": Path(rust_log.name)}
-            log.flush()
-            added_latency(client, bases, args.requests, pids, logs)
-            streaming(client, router, direct, args.streams)
-        subprocess.run([CLI, *home, "stop", "--all"], capture_output=True, check=True)
-        alone = alone_load(root, ports, args.cold)
-        cold_start(home, router, ports, args.cold, alone)
+            checkouts = [None, args.compare] if args.compare else [None]
+            for round_ in range(args.rounds):
+                for src in checkouts:
+                    if len(checkouts) > 1 or round_ > 0:
+                        stop(server)
+                        server = start_router(home, port, log, src)
+                        for _ in range(50):
+                            client.post(router + "/v1/chat/completions", json=body)
+                    print(f"round {round_ + 1}, router from {src or 'this checkout'}")
+                    pids = {"router": server.pid, "vllm-router": rust_router.pid}
+                    log.flush()
+                    added_latency(client, bases, args.requests, pids, logs)
+            if args.compare:
+                stop(server)
+                server = start_router(home, port, log, None)
+            if args.streams:
+                streaming(client, router, direct, args.streams)
+        if args.cold:
+            subprocess.run([CLI, *home, "stop", "--all"], capture_output=True, check=True)
+            alone = alone_load(root, ports, args.cold)
+            cold_start(home, router, ports, args.cold, alone)
     finally:
         for process in (server, rust_router):
-            if process is not None:
-                process.terminate()
-                process.wait(60)
+            stop(process)
         rust_log.close()
         subprocess.run([CLI, *home, "stop", "--all"], capture_output=True)
         log.close()

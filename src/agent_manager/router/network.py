@@ -296,7 +296,13 @@ class UpstreamClient:
         now = time.monotonic()
         while idle:
             connection = idle.pop()  # the most recent: the least likely to be expiring
-            if not connection.closed and now - connection.idle_since < self.keepalive_expiry_s:
+            transport = connection.transport
+            if (
+                not connection.closed
+                and transport is not None
+                and not transport.is_closing()
+                and now - connection.idle_since < self.keepalive_expiry_s
+            ):
                 return connection
             connection.hang_up()
         return None
