@@ -111,8 +111,10 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
 # fails without Docker: it is never skipped. Naming Docker tests on the command line (a path under
 # tests/integration, a node id) or choosing with `-m` runs them too.
 DOCKER_OPT_IN = "AGENT_MANAGER_TEST_DOCKER"
+# The installer tier (`install`: scripts/install.sh into a fresh venv, ~20 s a run) goes with it.
+SLOW_TIERS = ("docker", "install")
 DOCKER_TIER_LINE = (
-    "{count} Docker-tier tests not run: ./scripts/test.sh runs every tier "
+    "{count} Docker-tier and installer tests not run: ./scripts/test.sh runs every tier "
     f"(or set {DOCKER_OPT_IN}=1 with Docker, Compose v2 and the stand-in image present)."
 )
 _DESELECTED_DOCKER = pytest.StashKey[int]()
@@ -142,11 +144,12 @@ def _names_docker_tests(arg: str) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if docker_tier_wanted(config):
         return
-    docker_items = [item for item in items if item.get_closest_marker("docker")]
+    docker_items = [item for item in items if any(map(item.get_closest_marker, SLOW_TIERS))]
     if not docker_items:
         return
     config.hook.pytest_deselected(items=docker_items)
-    items[:] = [item for item in items if not item.get_closest_marker("docker")]
+    slow = set(map(id, docker_items))
+    items[:] = [item for item in items if id(item) not in slow]
     config.stash[_DESELECTED_DOCKER] = len(docker_items)
 
 
