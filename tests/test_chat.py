@@ -182,7 +182,9 @@ def test_chat_to_an_agent_that_is_not_running_says_how_to_launch_it(
     point_agent_at(workspace, "po", free_port())
     result = cli("--home", str(workspace), "chat", "po", "hello")
     assert result.code == 1
-    assert "agent po is not running — start it with `agent-manager launch po`" in result.stderr
+    said = " ".join(result.stderr.split())
+    # The hint carries the --home in use, so following it acts on the same workspace.
+    assert f"start it with `agent-manager --home {workspace} launch po`" in said
     assert "Traceback" not in result.output
 
 

@@ -358,7 +358,7 @@ def test_cli_launch_failure_says_what_to_do_and_quotes_the_log(
         text.index("What to do: Raise gpu_memory_fraction"),
         text.index("Log lines:"),
         text.index("\n  [x] ValueError: No available memory for the cache blocks. [bold]\n"),
-        text.index("Full log: agent-manager logs po"),
+        text.index(f"Full log: agent-manager --home {workspace} logs po"),
     ]
     assert order == sorted(order)
 
@@ -378,8 +378,8 @@ def test_cli_launch_ctrl_c_leaves_the_container_and_says_how_to_stop_it(
     result = cli("--home", str(workspace), "launch", "po")
     assert result.code == 130
     assert "Stopped following po; its container is left as it is." in result.stderr
-    assert "agent-manager stop po" in result.stderr
-    assert "agent-manager logs po -f" in result.stderr
+    assert f"agent-manager --home {workspace} stop po" in result.stderr
+    assert f"agent-manager --home {workspace} logs po -f" in result.stderr
     assert fake.running() == ["po"]
 
 

@@ -22,6 +22,6 @@ def test_the_readme_command_table_equals_help(cli):
 
 def test_the_readme_opens_with_the_install_and_test_commands():
     first_block = README.read_text().split("```bash", 1)[1].split("```", 1)[0]
-    assert "pip install . && agent-manager launch po" in first_block
+    assert "./scripts/install.sh launch po" in first_block
     assert "./scripts/test.sh" in first_block
     assert "scripts/test.sh" in (README.parent / ".ci" / "run").read_text()

@@ -444,7 +444,7 @@ CASES: list[Case] = [
     ),
     Case(
         "XDG_CONFIG_HOME-under-a-file",
-        ("list",),
+        ("compose",),
         2,
         ("Cannot create the default workspace", "XDG_CONFIG_HOME"),
         env={"XDG_CONFIG_HOME": "{ws}/agents/po.yaml"},

@@ -84,7 +84,7 @@ def launch(
     )
     from agent_manager.runtime.switch import switch_to
 
-    ws = workspace()
+    ws = workspace(create=True)
     progress = LaunchProgress(agent)
     view = PhaseView(agent)
     events = LaunchEvents(message=view.message, warning=view.warning, phase=view.phase)
@@ -144,7 +144,7 @@ def stop(
     """
     from agent_manager.runtime.stop import stop_agents
 
-    ws = workspace()
+    ws = workspace(create=True)
     report = stop_agents(ws, agent, everything=all_, grace_s=timeout, on_progress=ui.info)
     if json_output:
         ui.print_json(report)
@@ -225,7 +225,7 @@ def status(json_output: JsonOpt = False) -> None:
             console.print(f"{row.agent} crashed: {row.exit_reason}", markup=False)
             if row.exit_fix:
                 console.print(f"  What to do: {row.exit_fix}", markup=False)
-            console.print(f"  Full log: agent-manager logs {row.agent}", markup=False)
+            console.print(ui.with_home(f"  Full log: agent-manager logs {row.agent}"), markup=False)
 
 
 def _router_line(router: RouterView) -> str:

@@ -83,4 +83,4 @@ def serve(
         stop_agents_on_exit=stop_agents_on_exit,
         debug=debug_enabled(),
     )
-    raise typer.Exit(run_server(workspace(), config))
+    raise typer.Exit(run_server(workspace(create=True), config))

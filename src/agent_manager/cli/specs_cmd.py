@@ -92,7 +92,7 @@ def compose(
     )
     from agent_manager.spec.loader import load_agents
 
-    ws = workspace()
+    ws = workspace(create=not check)
     loaded = load_agents(ws, agents or None)
     if not loaded:
         ui.info(f"No agents in {ws.agents_dir}: nothing to write.")
