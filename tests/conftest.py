@@ -17,6 +17,7 @@ from agent_manager.adapters import docker as docker_adapter
 from agent_manager.cli import errors as cli_errors
 from agent_manager.cli import options as cli_options
 from agent_manager.cli.app import main
+from agent_manager.spec import engine_choice
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,6 +44,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     # reach the internet.
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("TERM", "dumb")
+    # Commands the tests run as processes (the router, the CLI as another user) see a GPU
+    # machine too, without probing the host.
+    monkeypatch.setenv(engine_choice.ENGINE_ENV, "cuda")
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
@@ -51,8 +55,15 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     run_dir.mkdir()
     monkeypatch.chdir(run_dir)
     _reset_caches()
+    engine_choice.set_machine_probe(lambda: GPU_MACHINE)
     yield
     _reset_caches()
+
+
+# `engine: auto` sees a GPU machine in every test unless a test says otherwise
+# (`engine_choice.set_machine_probe`): no unit test probes the host's NVML or Docker.
+GPU_MACHINE = engine_choice.MachineEngines(cuda=True)
+engine_choice.set_machine_probe(lambda: GPU_MACHINE)  # for agents loaded while collecting
 
 
 def _reset_caches() -> None:

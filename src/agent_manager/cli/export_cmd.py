@@ -91,6 +91,7 @@ def kubeai(
     key from Secrets. Apply with `kubectl apply -f <folder>`.
     """
     from agent_manager.export.kubeai import KubeAIOptions, render_model, render_model_text
+    from agent_manager.spec.engine_choice import gpu_cluster
     from agent_manager.spec.loader import load_agents
 
     ws = workspace()
@@ -101,7 +102,10 @@ def kubeai(
         scale_down_delay_s=duration_s(scale_down_delay),
         model_pvc=model_pvc,
     )
-    models = [render_model(agent, options) for agent in load_agents(ws, agents or None)]
+    models = [
+        render_model(agent, options)
+        for agent in load_agents(ws, agents or None, machine=gpu_cluster)
+    ]
     folder = out or ws.root / "kubernetes" / "kubeai"
     texts = {folder / f"{m.agent.name}.yaml": render_model_text(m, options) for m in models}
     _emit(texts, _is_stdout(out), [n for m in models for n in m.notices])
@@ -137,13 +141,14 @@ def production_stack(
         render_values,
         render_values_text,
     )
+    from agent_manager.spec.engine_choice import gpu_cluster
     from agent_manager.spec.loader import load_agents
 
     ws = workspace()
     options = StackOptions(
         request_cpu=request_cpu, request_memory=request_memory, model_pvc=model_pvc
     )
-    stack = render_values(load_agents(ws, agents or None), options)
+    stack = render_values(load_agents(ws, agents or None, machine=gpu_cluster), options)
     path = out or ws.root / "kubernetes" / "production-stack-values.yaml"
     _emit({path: render_values_text(stack)}, _is_stdout(out), stack.notices)
 

@@ -44,7 +44,11 @@ from agent_manager.runtime.diagnose import Context, Failure, diagnose
 from agent_manager.runtime.lock import LockHolder, workspace_lock
 from agent_manager.runtime.phases import CREATING, PULLING, phase_of
 from agent_manager.runtime.ports import preflight_port
-from agent_manager.runtime.preflight import no_gpu_hint, require_api_key, require_local_model
+from agent_manager.runtime.preflight import (
+    require_api_key,
+    require_engine_runs_here,
+    require_local_model,
+)
 from agent_manager.runtime.state import AgentMachine, AgentState, states_from
 from agent_manager.runtime.stop import STOP_GRACE_S, stop_and_remove
 from agent_manager.runtime.vram import GpuWatch
@@ -65,9 +69,9 @@ def switch_to(
     events = events or LaunchEvents()
     timings = LaunchTimings(started=time.time())
     start = time.monotonic()
-    agent = load_agents(ws, [ws.resolve_agent(name)])[0]
-    if options.engine is not None:
-        agent = agent.with_engine(options.engine)
+    agent = load_agents(ws, [ws.resolve_agent(name)], engine=options.engine)[0]
+    if agent.engine_note is not None:
+        events.message(agent.engine_note)
     # A broken override would fail `compose up` after the running agent was stopped.
     check_override(ws, agent.name)
     require_api_key(agent)
@@ -75,11 +79,8 @@ def switch_to(
     progress = progress if progress is not None else LaunchProgress(agent.name)
     progress.agent = agent.name
     docker = docker_adapter.get_docker()
-    hint = no_gpu_hint(agent)
-    if hint is not None:
-        warnings, hot = [hint], not options.cold
-    else:
-        warnings, hot = hot_switch.check_fit(ws, agent, options.cold, options.force)
+    require_engine_runs_here(agent)
+    warnings, hot = hot_switch.check_fit(ws, agent, options.cold, options.force)
     for text in warnings:
         events.warning(text)
     ctx = SwitchContext(ws, agent, options, events, progress, timings, start, docker, hot=hot)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent_manager.errors import SpecError
+from agent_manager.spec.cpu_block import CpuChoice
 from agent_manager.spec.env_check import ENV_NAME, OWNED_FLAGS, check_env_entry
 from agent_manager.spec.messages import spec_error
 from agent_manager.spec.settings import SETTINGS_FILE
@@ -68,6 +69,7 @@ CPU_KV_CACHE_GIB = 4
 
 
 Engine = Literal["cuda", "cpu"]
+EngineChoice = Literal["auto", "cuda", "cpu"]
 
 
 class AgentSpec(BaseModel):
@@ -81,7 +83,8 @@ class AgentSpec(BaseModel):
         description="Hugging Face repo id (e.g. Qwen/Qwen2.5-7B-Instruct-AWQ) or the absolute "
         "path of a local model folder, mounted read-only and served under the agent's name"
     )
-    engine: Engine = Field("cuda", description="vLLM image: NVIDIA GPU or CPU")
+    engine: EngineChoice = Field("auto", description="vLLM image: NVIDIA GPU, CPU, or auto")
+    cpu: CpuChoice | None = Field(None, description="model and context on the CPU engine")
     revision: str | None = Field(None, description="branch, tag or commit of the repo")
     served_name: str | None = Field(None, description="name clients ask for (default: agent)")
     port: int = Field(description="host port the OpenAI API is published on")
@@ -298,18 +301,27 @@ class Agent:
     name: str
     path: Path
     spec: AgentSpec
+    engine_note: str | None = None  # why `engine: auto` chose the CPU, in one line
 
     @property
     def served_name(self) -> str:
         return self.spec.served_name or self.name
 
     def with_engine(self, engine: Engine) -> Agent:
-        """The same agent on another engine (`launch --engine`)."""
-        return Agent(self.name, self.path, self.spec.model_copy(update={"engine": engine}))
+        """The same agent on another engine; on the CPU its `cpu:` block replaces the model."""
+        update: dict[str, Any] = {"engine": engine}
+        if engine == "cpu" and self.spec.cpu is not None:
+            update.update(self.spec.cpu.model_dump(exclude_none=True))
+        return Agent(self.name, self.path, self.spec.model_copy(update=update))
 
     def spec_hash(self) -> str:
         # Defaults left out: a new field with a default does not make running agents stale.
         spec = self.spec.model_dump(mode="json", exclude_defaults=True)
+        # The CPU block shows in the model it put in place; cuda was the default before auto:
+        # leaving both out keeps the hash of every agent that ran before they existed.
+        spec.pop("cpu", None)
+        if spec.get("engine") == "cuda":
+            del spec["engine"]
         canonical = json.dumps({"agent": self.name, "spec": spec}, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
