@@ -498,3 +498,16 @@ def test_launch_refuses_a_spec_whose_api_key_variable_is_unset(
     monkeypatch.setenv("PO_API_KEY", "s3cret")
     run_launch(workspace, "po")
     assert fake.running() == ["po"]
+
+
+def test_a_launch_that_compose_could_not_create_points_at_no_log(
+    workspace: Path, fake: FakeDocker, cli: Cli
+) -> None:
+    """`logs` would answer "po has no container": no "Full log" line then."""
+    fake.behaviour["po"] = Behaviour(
+        up_exit_code=1, up_output=["Error response from daemon: manifest unknown"]
+    )
+    result = cli("--home", str(workspace), "launch", "po")
+    assert result.code == 1
+    assert "manifest unknown" in result.stderr
+    assert "Full log" not in result.stderr

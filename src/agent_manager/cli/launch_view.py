@@ -22,15 +22,17 @@ def failure_dict(failure: Failure) -> dict[str, Any]:
     }
 
 
-def render_failure(agent: str, failure: Failure) -> None:
-    """Summary, what to do, then the log lines that show it (verbatim, markup off)."""
+def render_failure(agent: str, failure: Failure, container: str | None = "") -> None:
+    """Summary, what to do, then the log lines that show it (verbatim, markup off). The
+    "Full log" line only when a container exists for `logs` to read (None: Compose made none)."""
     ui.error(
         f"{agent} did not start: {failure.summary}",
         failure.fix,
         hint_label="What to do",
         log_lines=failure.matched_lines,
     )
-    ui.err().print(ui.with_home(f"Full log: agent-manager logs {agent}"), markup=False)
+    if container is not None:
+        ui.err().print(ui.with_home(f"Full log: agent-manager logs {agent}"), markup=False)
 
 
 class PhaseView:

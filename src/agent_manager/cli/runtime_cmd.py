@@ -109,7 +109,7 @@ def launch(
                 }
             )
         else:
-            render_failure(failed.agent, failed.failure)
+            render_failure(failed.agent, failed.failure, failed.container)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         view.close()
