@@ -25,8 +25,9 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ.pop("HF_HUB_OFFLINE", None)
 os.environ.pop("HF_HUB_CACHE", None)
 
+from agent_manager.adapters import hf_cache  # noqa: E402
 from agent_manager.adapters import hub as hub_adapter  # noqa: E402
-from agent_manager.models import cache_layout, downloads  # noqa: E402
+from agent_manager.models import downloads  # noqa: E402
 from agent_manager.spec.agents import Agent, parse_spec  # noqa: E402
 from tests.fakes.fake_hub import FakeHub  # noqa: E402
 
@@ -71,7 +72,7 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--shard-mb", type=float, default=8.0)
     args = parser.parse_args()
-    cache_layout.RETRY_DELAY_S = 0.0
+    hf_cache.RETRY_DELAY_S = 0.0
     files, needed = make_repo(args.shards, int(args.shard_mb * MB))
     total_repo = sum(len(v) for v in files.values())
     with FakeHub() as hub:

@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
-from agent_manager.runtime.agents import parse_docker_time  # noqa: E402
+from agent_manager.observe.status import parse_docker_time  # noqa: E402
 from tests.standin.build_image import build  # noqa: E402
 from tests.standin.override import write_test_override  # noqa: E402
 from tests.standin.process import free_port  # noqa: E402

@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
 from agent_manager.adapters.compose import compose_command, compose_env  # noqa: E402
-from agent_manager.runtime.agents import parse_docker_time  # noqa: E402
+from agent_manager.observe.status import parse_docker_time  # noqa: E402
 from agent_manager.spec.workspace import resolve_workspace  # noqa: E402
 from scripts.bench_launch import workspace as launch_workspace  # noqa: E402
 from tests.standin.build_image import build  # noqa: E402

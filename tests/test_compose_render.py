@@ -17,7 +17,8 @@ from agent_manager.compose.render import render_compose, render_compose_text
 from agent_manager.spec.agents import OWNED_FLAGS, Agent, parse_spec
 from agent_manager.spec.engine_choice import gpu_cluster
 from agent_manager.spec.loader import load_agents
-from agent_manager.spec.vllm_args import check_flags, flag_table, model_argument
+from agent_manager.spec.serve_argv import model_argument
+from agent_manager.spec.vllm_args import check_flags, flag_table
 from agent_manager.spec.workspace import Workspace
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from agent_manager.errors import GpuUnavailableError, SpecError
-from agent_manager.runtime.launch import LaunchEvents, LaunchOptions, launch
 from agent_manager.spec import engine_choice
 from agent_manager.spec.workspace import resolve_workspace
+from agent_manager.switch.context import LaunchEvents, LaunchOptions
+from agent_manager.switch.core import switch_to as launch
 from tests.conftest import CliResult
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.docker import FakeDocker, install

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager.runtime.diagnose import Context, diagnose
+from agent_manager.diagnosis.diagnose import Context, diagnose
 from tests.standin.process import standin_command, standin_env
 
 # A workspace chosen with --home: hints name the spec where it really is.

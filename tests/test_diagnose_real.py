@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager.runtime.diagnose import Context, diagnose
+from agent_manager.diagnosis.diagnose import Context, diagnose
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vllm-0.32-cpu"
 SPEC = Path("agents/tiny.yaml")

@@ -27,7 +27,7 @@ from agent_manager.doctor.verdicts import (
     vram_verdict,
 )
 from agent_manager.errors import DockerUnavailableError
-from agent_manager.runtime.ports import PortUse, port_use
+from agent_manager.observe.ports import PortUse, port_use
 from agent_manager.spec.agents import Agent, AgentSpec
 from agent_manager.spec.workspace import Workspace
 from tests.conftest import CliResult

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from agent_manager.adapters import hf_cache
 from agent_manager.adapters import hub as hub_adapter
-from agent_manager.models import cache_layout, downloads
-from agent_manager.models.cache_layout import hub_cache
+from agent_manager.adapters.hf_cache import hub_cache
+from agent_manager.models import downloads
 from agent_manager.models.cache_state import CacheState, inspect_cache
 from tests.fakes.fake_hub import FakeHub
 
@@ -84,7 +85,7 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     # huggingface_hub reads this at import; with telemetry on it asks {ENDPOINT}/api/agent-
     # harnesses (the real hub if it was imported before HF_ENDPOINT was set).
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    monkeypatch.setattr(cache_layout, "RETRY_DELAY_S", 0.0)
+    monkeypatch.setattr(hf_cache, "RETRY_DELAY_S", 0.0)
     with FakeHub() as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         yield hub

@@ -11,7 +11,7 @@ import pytest
 from agent_manager.adapters import nvml
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.errors import DockerUnavailableError, GpuUnavailableError
-from agent_manager.runtime import gpu
+from agent_manager.observe import gpu
 from tests.conftest import CliResult
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.docker import FakeDocker, install_docker, install_unreachable

@@ -16,15 +16,17 @@ from pathlib import Path
 import pytest
 
 from agent_manager.adapters.docker_sdk import SdkDocker
+from agent_manager.diagnosis.phases import phase_of
 from agent_manager.errors import LaunchError
-from agent_manager.runtime import gpu, vram
-from agent_manager.runtime.agents import parse_docker_time
-from agent_manager.runtime.launch import LaunchEvents, LaunchFailed, LaunchOptions, launch
-from agent_manager.runtime.lock import holder_path, workspace_lock
-from agent_manager.runtime.logs import parse_since
-from agent_manager.runtime.phases import phase_of
-from agent_manager.runtime.ports import PortUse, port_use
+from agent_manager.observe import gpu
+from agent_manager.observe.logs import parse_since
+from agent_manager.observe.ports import PortUse, port_use
+from agent_manager.observe.status import parse_docker_time
 from agent_manager.spec.workspace import resolve_workspace
+from agent_manager.switch import vram
+from agent_manager.switch.context import LaunchEvents, LaunchFailed, LaunchOptions
+from agent_manager.switch.core import switch_to as launch
+from agent_manager.switch.lock import holder_path, workspace_lock
 from tests.conftest import CliResult
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.docker import Behaviour, FakeDocker, install
@@ -403,7 +405,7 @@ def test_cli_status_shows_a_crashed_agent_with_its_reason(
     assert "No agent is running." in result.stdout
     data = json.loads(cli("--home", str(workspace), "status", "--json").stdout)
     assert data["running"] is None
-    assert data["agents"][0]["health"] == "crashed"
+    assert data["agents"][0]["health"] == "failed"
     assert data["agents"][0]["exit_code"] == 1
 
 
@@ -462,7 +464,7 @@ def test_log_stream_joins_chunks_into_lines(split_cr: bool, lines: list[str]) ->
 def test_a_slow_stop_says_so_and_a_hung_one_gives_up_clearly(
     fake: FakeDocker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent_manager.runtime import stop as runtime
+    from agent_manager.switch import stop as runtime
 
     stop_fast = fake.stop_container
 

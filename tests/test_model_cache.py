@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager.models.cache_layout import hub_cache
+from agent_manager.adapters.hf_cache import hub_cache
 from agent_manager.models.cache_state import CacheState, cache_state, inspect_cache
 from agent_manager.models.selection import select_files
 from agent_manager.spec.agents import parse_spec

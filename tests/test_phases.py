@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent_manager.runtime.phases import (
+from agent_manager.diagnosis.phases import (
     CONFIG,
     ENGINE,
     LOADING,

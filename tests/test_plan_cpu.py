@@ -16,9 +16,10 @@ import pytest
 
 from agent_manager.errors import LaunchError
 from agent_manager.plan import planner
-from agent_manager.plan.memory import GIB
-from agent_manager.runtime.launch import LaunchEvents, LaunchOptions, launch
 from agent_manager.spec.workspace import resolve_workspace
+from agent_manager.switch.context import LaunchEvents, LaunchOptions
+from agent_manager.switch.core import switch_to as launch
+from agent_manager.units import GIB
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.docker import FakeDocker, install
 from tests.test_planner import Cli, agent, cached_defaults, no_hub

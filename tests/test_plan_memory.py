@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from agent_manager.adapters import nvml
-from agent_manager.models.cache_layout import snapshot_dir
+from agent_manager.adapters.hf_cache import snapshot_dir
 from agent_manager.plan import memory
-from agent_manager.plan.memory import GIB, MIB
 from agent_manager.plan.models import CheckpointFacts, GpuTarget, Weights
 from agent_manager.plan.planner import gpu_target_from_nvml
 from agent_manager.plan.shape import shape_from_config
 from agent_manager.plan.verdict import plan_agent
 from agent_manager.spec.agents import parse_spec
+from agent_manager.units import GIB, MIB
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.nvml import FakePynvml, Scenario, device
 from tests.test_planner import Cli, agent, cached_defaults, config, no_hub

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent_manager.adapters import hub
+from agent_manager.adapters.hf_cache import hub_cache
 from agent_manager.errors import HubError, LaunchError
-from agent_manager.models.cache_layout import hub_cache
 from agent_manager.plan import memory, planner
 from agent_manager.plan.memory import (
     GIB,
@@ -332,7 +332,7 @@ def test_ensure_fits_passes_a_fitting_agent_and_counts_our_running_agent_as_free
 ) -> None:
     # The GPU is full of agent architect, which launch stops before starting po.
     monkeypatch.setattr(
-        "agent_manager.runtime.gpu.container_id_of", lambda pid, proc_root=None: "ab" * 32
+        "agent_manager.observe.gpu.container_id_of", lambda pid, proc_root=None: "ab" * 32
     )
     from tests.fakes.docker import install_docker
     from tests.test_gpu_stats import _container

@@ -12,7 +12,7 @@ METRICS = Path(__file__).parent / "fixtures" / "vllm-0.32-cpu" / "metrics.txt"
 
 def test_the_metrics_status_and_bench_read_are_served_by_real_vllm() -> None:
     metrics = parse_metrics(METRICS.read_text(encoding="utf-8"))
-    # runtime/agents.py (status) reads these gauges.
+    # observe/status.py (status) reads these gauges.
     for gauge in ("num_requests_running", "num_requests_waiting", "kv_cache_usage_perc"):
         assert metrics[f"vllm:{gauge}"] == 0.0, gauge
     # client/bench.py reads these counters: 5 requests were served when they were recorded.

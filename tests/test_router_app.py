@@ -125,7 +125,7 @@ def test_status_and_metrics_count_requests_switches_and_queues(
         assert status["queue"] == {"po": 0, "architect": 0}
         assert status["last_switch"]["agent"] == "po" and status["last_switch"]["ok"] is True
         models = {m.id: m.model_extra for m in router.client().models.list().data}
-        assert models["po"] == {"agent": "po", "state": "running", "max_model_len": 32768}
+        assert models["po"] == {"agent": "po", "state": "ready", "max_model_len": 32768}
         assert models["architect"]["state"] == "stopped"  # type: ignore[index]
         metrics = httpx.get(router.url + "/metrics").text
         assert 'agent_manager_router_requests_total{agent="po",code="200"} 2.0' in metrics

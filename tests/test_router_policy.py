@@ -1,4 +1,6 @@
-"""The router's switching policy, driven by a fake switcher (no Docker, no HTTP)."""
+"""The router's switching policy, driven by a fake switcher (no Docker, no HTTP) on an event
+loop whose clock jumps ahead instead of sleeping (tests/fakes/virtual_time.py): every wait,
+timeout and idle limit below takes no real time and fires in a fixed order."""
 
 from __future__ import annotations
 
@@ -9,23 +11,19 @@ from typing import Any
 
 import pytest
 
-from agent_manager.router.policy import (
-    Cancelled,
-    QueueFull,
-    Scheduler,
-    SwitchFailed,
-    Ticket,
-    WaitTimedOut,
-)
+from agent_manager.router.errors import Cancelled, QueueFull, SwitchFailed, WaitTimedOut
+from agent_manager.router.policy import Scheduler, Ticket
 from tests.fakes.switcher import FakeSwitcher
+from tests.fakes.virtual_time import run_on_virtual_time
 
 
 def run(test: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(asyncio.wait_for(test(), timeout=20))
+    return run_on_virtual_time(asyncio.wait_for(test(), timeout=3600))  # virtual seconds
 
 
 def scheduler(switcher: FakeSwitcher, **options: Any) -> Scheduler:
-    return Scheduler(switcher.switch_to, switcher.stop, **options)
+    clock = asyncio.get_running_loop().time  # the loop's virtual clock
+    return Scheduler(switcher.switch_to, switcher.stop, clock=clock, **options)
 
 
 async def started(s: Scheduler) -> asyncio.Task[None]:
@@ -154,8 +152,8 @@ def test_a_full_queue_answers_429_with_retry_after():
 
 def test_a_request_waiting_longer_than_max_wait_gets_503():
     async def scenario() -> None:
-        fake = FakeSwitcher(seconds=5.0)
-        s = scheduler(fake, max_wait_s=0.05)
+        fake = FakeSwitcher(seconds=120.0)
+        s = scheduler(fake, max_wait_s=60)
         task = await started(s)
         with pytest.raises(WaitTimedOut) as raised:
             await s.acquire("po")
@@ -207,10 +205,12 @@ def test_in_flight_requests_past_the_drain_limit_are_cancelled_with_a_reason():
 def test_idle_stop_stops_the_agent_and_the_next_request_starts_it_again():
     async def scenario() -> None:
         fake = FakeSwitcher()
-        s = scheduler(fake, idle_stop_s=0.05)
+        s = scheduler(fake, idle_stop_s=300)  # five minutes, on the loop's virtual clock
         task = await started(s)
         s.release(await s.acquire("po"))
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(299)
+        assert fake.log == ["switch po"] and s.active == "po"
+        await asyncio.sleep(2)
         assert fake.log == ["switch po", "stop po"] and s.active is None
         s.release(await s.acquire("po"))
         assert fake.switches == ["po", "po"]

@@ -9,24 +9,19 @@ from pathlib import Path
 import pytest
 import requests
 
+from agent_manager.diagnosis.sleep_log import parse_sleep_line, weights_bytes_from_log
 from agent_manager.errors import LaunchError, SpecError
+from agent_manager.observe.sleep_records import new_record
+from agent_manager.observe.sleepers import DEFAULT_RESIDUAL_BYTES
 from agent_manager.plan import planner
 from agent_manager.plan.sleepers import (
-    DEFAULT_RESIDUAL_BYTES,
-    GIB,
     choose_sleep_level,
     measured_residual,
 )
-from agent_manager.runtime.sleep import (
-    SleepFailed,
-    parse_sleep_line,
-    put_to_sleep,
-    wake,
-    weights_bytes_from_log,
-)
-from agent_manager.runtime.sleep_records import new_record
 from agent_manager.spec.agents import parse_spec
-from agent_manager.spec.vllm_args import serve_argv
+from agent_manager.spec.serve_argv import serve_argv
+from agent_manager.switch.engine_sleep import SleepFailed, put_to_sleep, wake
+from agent_manager.units import GIB
 from tests.conftest import CliResult
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.nvml import Scenario, device, process
@@ -166,7 +161,7 @@ def test_too_little_host_ram_falls_back_to_level_2_with_the_numbers() -> None:
 
 def _po_awake_on_the_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        "agent_manager.runtime.gpu.container_id_of", lambda pid, proc_root=None: "ab" * 32
+        "agent_manager.observe.gpu.container_id_of", lambda pid, proc_root=None: "ab" * 32
     )
     from tests.fakes.docker import install_docker
     from tests.test_gpu_stats import _container
@@ -249,7 +244,7 @@ def test_plan_counts_the_sleepers_that_stay_beside_the_agent(
 
     _po_awake_on_the_gpu(monkeypatch)
     monkeypatch.setattr(
-        "agent_manager.runtime.sleep_status.sleeper_residuals", lambda ws: {"po": int(1.5 * GIB)}
+        "agent_manager.observe.sleepers.sleeper_residuals", lambda ws: {"po": int(1.5 * GIB)}
     )
     result = cli("--home", str(workspace), "plan", "architect", "po", "--json")
     plans = {p["agent"]: p for p in json.loads(result.stdout)["agents"]}

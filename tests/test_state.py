@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_manager.runtime.agents import serving_probe
-from agent_manager.runtime.context import LaunchEvents, LaunchFailed
-from agent_manager.runtime.state import (
+from agent_manager.observe.state import (
     AgentMachine,
     AgentState,
     IllegalTransition,
@@ -18,9 +16,11 @@ from agent_manager.runtime.state import (
     state_of,
     states_from,
 )
-from agent_manager.runtime.switch import switch_to
+from agent_manager.observe.status import serving_probe
 from agent_manager.spec.loader import load_agent
 from agent_manager.spec.workspace import resolve_workspace
+from agent_manager.switch.context import LaunchEvents, LaunchFailed
+from agent_manager.switch.core import switch_to
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.docker import Behaviour, FakeDocker, install
 
@@ -55,8 +55,8 @@ def test_a_cold_start_and_stop_is_a_legal_walk() -> None:
 
 
 def test_sleeping_and_waking_goes_back_through_starting() -> None:
-    assert len(walk(S.READY, S.SLEEPING, S.STARTING, S.READY)) == 3
-    assert len(walk(S.SLEEPING, S.STOPPING, S.STOPPED)) == 2
+    assert len(walk(S.READY, S.ASLEEP, S.STARTING, S.READY)) == 3
+    assert len(walk(S.ASLEEP, S.STOPPING, S.STOPPED)) == 2
 
 
 def test_a_failed_agent_is_removed_before_it_starts_again() -> None:
@@ -70,9 +70,9 @@ def test_a_failed_agent_is_removed_before_it_starts_again() -> None:
     [
         (S.STOPPED, S.READY),  # ready only after starting
         (S.STOPPED, S.STOPPING),
-        (S.STOPPED, S.SLEEPING),
-        (S.STARTING, S.SLEEPING),  # only a ready agent can be put to sleep
-        (S.SLEEPING, S.READY),  # waking is starting until it serves again
+        (S.STOPPED, S.ASLEEP),
+        (S.STARTING, S.ASLEEP),  # only a ready agent can be put to sleep
+        (S.ASLEEP, S.READY),  # waking is starting until it serves again
         (S.READY, S.STARTING),
         (S.READY, S.READY),
         (S.STOPPING, S.STARTING),
@@ -120,7 +120,7 @@ def test_no_container_reads_as_stopped_and_a_probe_decides_for_a_running_one(
     assert state_of(None) is S.STOPPED
     running = fake.add("po")
     assert state_of(running, probe=lambda c: S.READY) is S.READY
-    assert state_of(running, probe=lambda c: S.SLEEPING) is S.SLEEPING
+    assert state_of(running, probe=lambda c: S.ASLEEP) is S.ASLEEP
     exited = fake.add("architect", state="exited", exit_code=1)
     assert state_of(exited, probe=lambda c: S.READY) is S.FAILED, "a probe is for running ones"
 

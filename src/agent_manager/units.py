@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 GIB = 1024**3
+MIB = 1024**2
 DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB")
 
 

@@ -19,11 +19,13 @@ import pytest
 
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import http as http_adapter
+from agent_manager.adapters.compose import ComposeFiles
+from agent_manager.adapters.containers import project_name
 from agent_manager.adapters.docker import AgentContainer, Docker, EngineInfo
 from agent_manager.adapters.http import Probe
 from agent_manager.errors import DockerUnavailableError
 from agent_manager.plan import planner
-from agent_manager.spec.workspace import Workspace, project_name
+from agent_manager.spec.workspace import Workspace
 
 READY_LOG = [
     "(APIServer pid=1) INFO 11-23 10:00:00 [api_server.py:1] vLLM server version 0.33.0",
@@ -136,7 +138,7 @@ class FakeDocker:
         self.ops.append(f"network-rm {project}")
 
     def compose_config_hash(
-        self, ws: Workspace, agent: str, service: str, offline: bool = False
+        self, ws: ComposeFiles, agent: str, service: str, offline: bool = False
     ) -> str | None:
         return self.config_hash.get(agent)
 
@@ -144,7 +146,7 @@ class FakeDocker:
         return self.publishers.get(port, [])
 
     def start_compose(
-        self, ws: Workspace, agent: str, *args: str, offline: bool = False
+        self, ws: ComposeFiles, agent: str, *args: str, offline: bool = False
     ) -> FakeProcess:
         behaviour = self.behaviour.get(agent, Behaviour())
         self.ops.append(f"{' '.join(args)} {agent}" + (" offline" if offline else ""))
@@ -226,9 +228,10 @@ class FakeLogStream:
         pass
 
 
-def _port(ws: Workspace, agent: str) -> int:
+def _port(ws: ComposeFiles, agent: str) -> int:
     from agent_manager.spec.loader import load_agent
 
+    assert isinstance(ws, Workspace)  # the Compose adapter is only ever given a Workspace
     return load_agent(ws, agent).spec.port
 
 

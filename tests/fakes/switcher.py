@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from agent_manager.router.policy import SwitchFailed
+from agent_manager.router.errors import SwitchFailed
 
 
 @dataclass

@@ -60,7 +60,7 @@ UNSHIPPED_MODEL = "acme/Qwen2.5-7B-Instruct-AWQ-tuned"
 @pytest.fixture
 def cached_po_config() -> None:
     """config.json of po's model in the local cache (no weights), as a partial download leaves."""
-    from agent_manager.models.cache_layout import repo_folder
+    from agent_manager.adapters.hf_cache import repo_folder
 
     commit = "0123456789abcdef0123456789abcdef01234567"
     folder = repo_folder(UNSHIPPED_MODEL)
@@ -111,7 +111,7 @@ def disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def interrupt_before_compose(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C while launch still checks things, before `docker compose up` ran."""
-    from agent_manager.runtime import switch
+    from agent_manager.switch import core as switch
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt

@@ -256,7 +256,7 @@ def test_the_router_switches_hot_between_sleep_agents_and_never_routes_to_a_slee
             time.sleep(1.2)
             states = {m.id: (m.model_extra or {})["state"] for m in client.models.list().data}
             other = "architect" if agent == "po" else "po"
-            assert (states[agent], states[other]) == ("running", "asleep")
+            assert (states[agent], states[other]) == ("ready", "asleep")
             assert ask(client, agent)  # routed to the awake engine, not the sleeper
         assert container_ids(ws) == ids  # woken, never restarted
         assert counts(ws, "po")["loads"] == 1 and counts(ws, "architect")["loads"] == 1

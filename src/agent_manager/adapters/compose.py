@@ -20,17 +20,31 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import IO, Protocol
 
+from agent_manager.adapters.containers import project_name
+from agent_manager.adapters.hf_cache import hf_home
 from agent_manager.errors import DockerUnavailableError
 from agent_manager.fsio import write_text_atomic
-from agent_manager.models.cache_layout import hf_home
-from agent_manager.spec.workspace import Workspace, project_name
 
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
+# Set by agent-manager when the model is complete in the local cache (see hub.py), so vLLM
+# makes no network call at start; `docker compose` run by hand leaves it 0.
+OFFLINE_ENV = "AGENT_MANAGER_HF_OFFLINE"
 
 
-def compose_command(ws: Workspace, agent: str, *args: str) -> list[str]:
+class ComposeFiles(Protocol):
+    """What Compose needs of a workspace (spec/workspace.py's `Workspace`): where it lives and
+    an agent's compose files, the user's override last."""
+
+    @property
+    def root(self) -> Path: ...
+
+    def compose_files(self, agent: str) -> list[Path]: ...
+
+
+def compose_command(ws: ComposeFiles, agent: str, *args: str) -> list[str]:
     """`docker compose` for one agent: its project name, its file, then the user's override."""
     files: list[str] = []
     for path in ws.compose_files(agent):
@@ -40,8 +54,6 @@ def compose_command(ws: Workspace, agent: str, *args: str) -> list[str]:
 
 def compose_env(offline: bool = False) -> dict[str, str]:
     """The environment compose interpolates the files with (HF_HOME, offline switch)."""
-    from agent_manager.compose.render import OFFLINE_ENV
-
     env = dict(os.environ)
     env["HF_HOME"] = str(hf_home())
     env[OFFLINE_ENV] = "1" if offline else "0"
@@ -49,7 +61,7 @@ def compose_env(offline: bool = False) -> dict[str, str]:
 
 
 def run_compose(
-    ws: Workspace,
+    ws: ComposeFiles,
     agent: str,
     *args: str,
     offline: bool = False,
@@ -87,7 +99,7 @@ def ensure_compose_cli() -> None:
 
 
 def start_compose(
-    ws: Workspace, agent: str, *args: str, offline: bool = False
+    ws: ComposeFiles, agent: str, *args: str, offline: bool = False
 ) -> subprocess.Popen[str]:
     """Start `docker compose ...` and return at once; its output (stdout+stderr) is a pipe."""
     ensure_compose_cli()
@@ -113,7 +125,7 @@ def compose_version() -> str:
 
 
 def compose_config_hash(
-    ws: Workspace, agent: str, service: str, offline: bool = False
+    ws: ComposeFiles, agent: str, service: str, offline: bool = False
 ) -> str | None:
     """The hash Compose would label `service`'s container with now (None if it cannot say).
 
@@ -134,7 +146,7 @@ _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def config_hash_matches(
-    ws: Workspace,
+    ws: ComposeFiles,
     agent: str,
     service: str,
     offline: bool,
@@ -166,7 +178,7 @@ def config_hash_matches(
     return wanted is not None and wanted == label
 
 
-def _config_key(ws: Workspace, agent: str, service: str, offline: bool) -> str:
+def _config_key(ws: ComposeFiles, agent: str, service: str, offline: bool) -> str:
     digest = hashlib.sha256()
     files = ws.compose_files(agent)
     env = compose_env(offline)

@@ -2,67 +2,19 @@
 
 `get_docker()` connects (or says how to start Docker) and returns a `Docker`, as
 `adapters/nvml.py` does for NVML; the docker-py implementation is `docker_sdk.py`, the only
-importer of the SDK. Containers are found by our labels, never by guessing names. Compose is
+importer of the SDK. Containers are found by our labels (`containers.py`), never by guessing
+names. Compose is
 the real `docker compose` v2 CLI (`compose.py`); the Protocol offers it too, so one replaced
 factory (tests/fakes/docker.py) stands in for everything Docker does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from functools import cache
 from typing import Protocol
 
-from agent_manager.adapters.compose import ComposeProcess
-from agent_manager.spec.workspace import Workspace
-
-DOCKER_DOWN_HINT = (
-    "Start the Docker Engine (`sudo systemctl start docker`, or Docker Desktop) and check that "
-    "`docker info` works for your user (add yourself to the 'docker' group, then log in again)."
-)
-PROJECT_LABEL = "com.docker.compose.project"
-
-
-@dataclass(frozen=True)
-class AgentContainer:
-    """One container of ours, as Docker reports it."""
-
-    id: str
-    name: str
-    agent: str
-    project: str
-    state: str  # created, running, restarting, exited, dead, ...
-    exit_code: int | None
-    started_at: str | None
-    finished_at: str | None
-    port: int | None
-    served_name: str | None
-    spec_hash: str | None
-    labels: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def running(self) -> bool:
-        return self.state in ("running", "restarting")
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """What the Docker Engine says about itself (`docker version` / `docker info`)."""
-
-    version: str
-    api_version: str
-    runtimes: tuple[str, ...]
-    default_runtime: str | None
-    cdi_spec_dirs: tuple[str, ...]  # empty on engines before 25 (no CDI support)
-
-
-class LogLines(Protocol):
-    """A container's log as text lines; `close()` ends a blocked follow at once."""
-
-    def __iter__(self) -> Iterator[str]: ...
-
-    def close(self) -> None: ...
+from agent_manager.adapters.compose import ComposeFiles, ComposeProcess
+from agent_manager.adapters.containers import AgentContainer, EngineInfo, LogLines
 
 
 class Docker(Protocol):
@@ -109,13 +61,13 @@ class Docker(Protocol):
         ...
 
     def start_compose(
-        self, ws: Workspace, agent: str, *args: str, offline: bool = False
+        self, ws: ComposeFiles, agent: str, *args: str, offline: bool = False
     ) -> ComposeProcess:
         """Start `docker compose ARGS` for one agent's project; its output is a pipe."""
         ...
 
     def compose_config_hash(
-        self, ws: Workspace, agent: str, service: str, offline: bool = False
+        self, ws: ComposeFiles, agent: str, service: str, offline: bool = False
     ) -> str | None:
         """The config hash Compose would label `service`'s container with now."""
         ...

@@ -12,17 +12,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from agent_manager.adapters import compose
-from agent_manager.adapters.compose import ComposeProcess
-from agent_manager.adapters.docker import (
+from agent_manager.adapters.compose import ComposeFiles, ComposeProcess
+from agent_manager.adapters.containers import (
     DOCKER_DOWN_HINT,
+    LABEL_AGENT,
+    LABEL_PORT,
+    LABEL_SERVED,
+    LABEL_SPEC_HASH,
     PROJECT_LABEL,
     AgentContainer,
     EngineInfo,
     LogLines,
+    instance_name,
 )
-from agent_manager.compose.render import LABEL_AGENT, LABEL_PORT, LABEL_SERVED, LABEL_SPEC_HASH
 from agent_manager.errors import DockerUnavailableError
-from agent_manager.spec.workspace import Workspace, instance_name
 
 
 def connect() -> SdkDocker:
@@ -195,12 +198,12 @@ class SdkDocker:
         compose.ensure_compose_cli()
 
     def start_compose(
-        self, ws: Workspace, agent: str, *args: str, offline: bool = False
+        self, ws: ComposeFiles, agent: str, *args: str, offline: bool = False
     ) -> ComposeProcess:
         return compose.start_compose(ws, agent, *args, offline=offline)
 
     def compose_config_hash(
-        self, ws: Workspace, agent: str, service: str, offline: bool = False
+        self, ws: ComposeFiles, agent: str, service: str, offline: bool = False
     ) -> str | None:
         return compose.compose_config_hash(ws, agent, service, offline)
 

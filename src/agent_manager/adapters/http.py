@@ -1,10 +1,10 @@
 """OpenAI-compatible HTTP calls to a served agent: /health, /v1/models, /metrics, chat.
 
-The quick looks (/health, /v1/models, /metrics) use `requests`: the Docker SDK loads it anyway,
-so a `launch` pays no second HTTP library (httpx costs ~0.15 s to import and set up its SSL
-context, half a hot switch's budget). Chat uses one pooled `httpx` client and `httpx-sse`
-reads streamed answers token by token. All are imported inside the functions: most commands
-never talk HTTP.
+Everything goes through httpx (the one HTTP client of agent-manager's own calls), imported
+inside the functions: most commands never talk HTTP. The quick looks (/health, /v1/models,
+/metrics, and vLLM's dev endpoints in vllm_dev.py) share one client that keeps no connection
+alive between calls, so a look at a restarted server never meets a stale socket; chat uses a
+pooled client, and `httpx-sse` reads streamed answers token by token.
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ from agent_manager.errors import AgentApiError
 
 if TYPE_CHECKING:
     import httpx
-
-# vLLM binds its socket before the engine loads but only listens once ready; through Docker's
-# port publishing the host may instead see a reset or an empty reply. All mean "not yet".
-NOT_READY = "not-ready"
 
 
 @dataclass(frozen=True)
@@ -46,25 +42,30 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
 
 
 def probe_health(url: str, timeout: float = 1.0) -> Probe:
-    import requests
+    """One GET /health. vLLM binds its socket before the engine loads but only answers once
+    ready; through Docker's port publishing the host may see a reset or an empty reply
+    instead: all are "nothing answered" (status None, the error's name)."""
+    import httpx
 
     try:
-        response = requests.get(f"{url}/health", timeout=timeout)
-    except requests.RequestException as error:
+        response = quick_client().get(f"{url}/health", timeout=timeout)
+    except httpx.HTTPError as error:
         return Probe(False, None, type(error).__name__)
     return Probe(response.status_code == 200, response.status_code)
 
 
 def served_models(url: str, api_key: str | None = None, timeout: float = 2.0) -> list[str] | None:
     """The ids /v1/models lists, or None when it did not answer with a model list."""
-    import requests
+    import httpx
 
     try:
-        response = requests.get(f"{url}/v1/models", headers=auth_headers(api_key), timeout=timeout)
+        response = quick_client().get(
+            f"{url}/v1/models", headers=auth_headers(api_key), timeout=timeout
+        )
         if response.status_code != 200:
             return None
         data: dict[str, Any] = response.json()
-    except (requests.RequestException, ValueError):
+    except (httpx.HTTPError, ValueError):
         return None
     return [str(card.get("id")) for card in data.get("data", []) if isinstance(card, dict)]
 
@@ -89,11 +90,11 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 
 def fetch_metrics(url: str, timeout: float = 2.0) -> dict[str, float] | None:
-    import requests
+    import httpx
 
     try:
-        response = requests.get(f"{url}/metrics", timeout=timeout)
-    except requests.RequestException:
+        response = quick_client().get(f"{url}/metrics", timeout=timeout)
+    except httpx.HTTPError:
         return None
     if response.status_code != 200:
         return None
@@ -238,6 +239,15 @@ def _chat_request(
             yield response
     except (httpx.ConnectError, httpx.ConnectTimeout) as error:
         raise AgentApiError(f"Nothing answered at {url} ({type(error).__name__}).") from None
+
+
+@functools.cache
+def quick_client() -> httpx.Client:
+    """The client of the quick looks: built once (a client costs an SSL context), no
+    keep-alive (each look opens its own connection, as a server may have restarted since)."""
+    import httpx
+
+    return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
 
 
 @functools.cache

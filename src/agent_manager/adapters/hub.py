@@ -1,6 +1,6 @@
 """Calls to the Hugging Face hub, through huggingface_hub's public API only.
 
-The cache on disk (its layout, the resumable blob fetcher) is `models/cache_layout.py`, the one
+The cache on disk (its layout, the resumable blob fetcher) is `hf_cache.py`, the one
 other module that imports huggingface_hub; this one asks the hub: listings, file metadata,
 access checks, downloads of single files.
 
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent_manager import __version__
+from agent_manager.adapters import hf_cache
+from agent_manager.adapters.hf_cache import OnBytes, is_commit
 from agent_manager.errors import HubError
-from agent_manager.models import cache_layout
-from agent_manager.models.cache_layout import OnBytes, is_commit
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -98,8 +98,8 @@ def endpoint() -> str:
 
 
 def cache_dir() -> Path:
-    """Where downloads go: `$HF_HOME/hub`, the cache the containers mount (see cache_layout)."""
-    return cache_layout.hub_cache()
+    """Where downloads go: `$HF_HOME/hub`, the cache the containers mount (see hf_cache.py)."""
+    return hf_cache.hub_cache()
 
 
 def has_token() -> bool:
@@ -187,14 +187,14 @@ def fetch_file(model: str, commit: str, filename: str, on_bytes: OnBytes | None 
 
     huggingface_hub 2.4 downloads into a process-unique temporary file that it deletes when a
     download fails, and buffers 10 MB before writing, so an interrupted multi-GB shard would
-    start over: plain files go through `cache_layout.fetch_blob`, which resumes them. Xet-backed
+    start over: plain files go through `hf_cache.fetch_blob`, which resumes them. Xet-backed
     files (the metadata carries `xet_file_data`) are left to `hf_hub_download`, which fetches
     them with Xet's chunk-level transfers and dedup.
     """
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.utils import build_hf_headers
 
-    if cache_layout.file_cached(model, commit, filename):
+    if hf_cache.file_cached(model, commit, filename):
         return 0
     base = endpoint()
     with translate_errors(model, commit, filename):
@@ -221,7 +221,7 @@ def fetch_file(model: str, commit: str, filename: str, on_bytes: OnBytes | None 
         if _host(meta.location) != _host(url):
             # A signed CDN URL: the token must not travel there.
             headers.pop("authorization", None)
-        return cache_layout.fetch_blob(
+        return hf_cache.fetch_blob(
             model,
             commit,
             filename,

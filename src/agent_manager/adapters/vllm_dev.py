@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent_manager.adapters.http import quick_client
 from agent_manager.errors import AgentManagerError
 
 
@@ -17,14 +18,14 @@ class DevApiError(AgentManagerError):
 
 
 def _call(method: str, url: str, timeout: float, **kwargs: Any) -> Any:
-    import requests
+    import httpx
 
     path = url.split("/", 3)[-1]
     try:
-        response = requests.request(method, url, timeout=timeout, **kwargs)
-    except requests.Timeout:
+        response = quick_client().request(method, url, timeout=timeout, **kwargs)
+    except httpx.TimeoutException:
         raise DevApiError(f"/{path} did not answer within {timeout:.1f} s.") from None
-    except requests.RequestException as error:
+    except httpx.HTTPError as error:
         raise DevApiError(f"/{path} did not answer ({type(error).__name__}).") from None
     if response.status_code == 404:
         raise DevApiError(

@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from agent_manager import ui
-from agent_manager.models.cache_layout import hf_home
+from agent_manager.adapters.hf_cache import hf_home
 from agent_manager.models.downloads import AgentDownload, DownloadReport, format_bytes
 
 LONG_FILE_BYTES = 10_000_000  # files worth a start line and a speed in plain output

@@ -14,12 +14,13 @@ import typer
 from agent_manager import ui
 from agent_manager.cli.options import AgentsArg, JsonOpt
 from agent_manager.errors import UsageError
+from agent_manager.units import GIB
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from agent_manager.observe.gpu import GpuSnapshot
     from agent_manager.plan.models import PlanReport
-    from agent_manager.runtime.gpu import GpuSnapshot
 
 
 def gpu_stats(
@@ -35,7 +36,7 @@ def gpu_stats(
     Per process: pid, memory and the container and agent it belongs to. With --watch and
     --json, one JSON object per line at every refresh.
     """
-    from agent_manager.runtime.gpu import take_snapshot
+    from agent_manager.observe.gpu import take_snapshot
 
     if not watch:
         snapshot = take_snapshot()
@@ -70,7 +71,7 @@ def gpu_stats(
 def _print_sleepers() -> None:
     """`po is asleep (level 1, 5.2 GiB in host RAM).`: Docker is asked only if one may sleep."""
     from agent_manager.cli.options import workspace
-    from agent_manager.runtime.sleep_status import asleep_labels
+    from agent_manager.observe.sleepers import asleep_labels
 
     for agent, label in asleep_labels(workspace()).items():
         ui.out().print(f"{agent} is {label}.", markup=False)
@@ -79,7 +80,7 @@ def _print_sleepers() -> None:
 def _stats_view(snapshot: GpuSnapshot) -> RenderableType:
     from rich.console import Group
 
-    from agent_manager.runtime.gpu import gib
+    from agent_manager.observe.gpu import gib
 
     gpus = ui.table()
     for column in (
@@ -186,7 +187,7 @@ def plan(
                 hint="Plan on paper with --gpu-memory <GiB>, e.g. "
                 "`agent-manager plan --gpu-memory 16`.",
             ) from None
-        from agent_manager.runtime.sleep_status import sleeper_residuals
+        from agent_manager.observe.sleepers import sleeper_residuals
 
         sleepers = sleeper_residuals(ws)  # sleep agents stay on the card beside the next one
     report = plan_agents(loaded, target, sleepers=sleepers)
@@ -205,7 +206,7 @@ def plan(
 
 def _render_plan(report: PlanReport) -> None:
 
-    from agent_manager.runtime.gpu import gib
+    from agent_manager.observe.gpu import gib
 
     gpu, host = report.gpu, report.host
     console = ui.out()
@@ -241,7 +242,7 @@ def _render_plan(report: PlanReport) -> None:
     for p in report.agents:
         weights = gib(p.weights_bytes, 2) + ("*" if p.weights_estimated else "")
         other = sum(a.bytes for a in p.allowances) if p.allowances else None
-        headroom = "-" if p.headroom_bytes is None else f"{p.headroom_bytes / 1024**3:+.2f} GiB"
+        headroom = "-" if p.headroom_bytes is None else f"{p.headroom_bytes / GIB:+.2f} GiB"
         table.add_row(
             p.agent,
             weights,

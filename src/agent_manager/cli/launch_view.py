@@ -9,8 +9,8 @@ from rich.markup import escape
 from agent_manager import ui
 
 if TYPE_CHECKING:
-    from agent_manager.runtime.context import LaunchProgress, LaunchResult
-    from agent_manager.runtime.diagnose import Failure
+    from agent_manager.diagnosis.diagnose import Failure
+    from agent_manager.switch.context import LaunchProgress, LaunchResult
 
 
 def failure_dict(failure: Failure) -> dict[str, Any]:

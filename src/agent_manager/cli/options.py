@@ -16,9 +16,6 @@ AgentsArg = Annotated[
     list[str] | None, typer.Argument(help="Agent names; all agents when none are given.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", min=1, help="Seconds to wait before giving up.")
-]
 
 _home: Path | None = None
 

@@ -1,4 +1,5 @@
-"""`launch`, `stop`, `status`, `logs`: parse → call launch.py / runtime.py → render."""
+"""`launch`, `stop`, `status`, `logs`: parse → call switch/ (launch, stop) or observe/ (status,
+logs) → render."""
 
 from __future__ import annotations
 
@@ -76,13 +77,13 @@ def launch(
     `docker compose up -d`, shows vLLM's startup phase, and returns once /health answers and
     /v1/models lists the served name. A failed start is explained with what to do.
     """
-    from agent_manager.runtime.context import (
+    from agent_manager.switch.context import (
         LaunchEvents,
         LaunchFailed,
         LaunchOptions,
         LaunchProgress,
     )
-    from agent_manager.runtime.switch import switch_to
+    from agent_manager.switch.core import switch_to
 
     ws = workspace(create=True)
     progress = LaunchProgress(agent)
@@ -142,7 +143,7 @@ def stop(
     vLLM finishes in-flight requests, then the container is removed (nothing running is
     fine).
     """
-    from agent_manager.runtime.stop import stop_agents
+    from agent_manager.switch.stop import stop_agents
 
     ws = workspace(create=True)
     report = stop_agents(ws, agent, everything=all_, grace_s=timeout, on_progress=ui.info)
@@ -174,8 +175,8 @@ def status(json_output: JsonOpt = False) -> None:
     Health, endpoint, uptime and load (from vLLM's /metrics); a crashed agent is shown with
     its exit reason.
     """
+    from agent_manager.observe.status import collect_status
     from agent_manager.router.state_file import router_view
-    from agent_manager.runtime.agents import collect_status
 
     ws = workspace()
     report = collect_status(ws)
@@ -206,7 +207,7 @@ def status(json_output: JsonOpt = False) -> None:
         table.add_row(
             escape(row.agent),
             escape(state),
-            row.health,
+            row.health.value,
             escape(row.endpoint or "-"),
             escape(row.served_name or "-"),
             _duration(row.uptime_s),
@@ -271,7 +272,7 @@ def logs(
     The running container's log, or the last crashed one's.
     """
     from agent_manager.adapters.docker import get_docker
-    from agent_manager.runtime.logs import container_for_logs, parse_since
+    from agent_manager.observe.logs import container_for_logs, parse_since
 
     ws = workspace()
     name = ws.resolve_agent(agent)

@@ -11,7 +11,7 @@ from agent_manager import ui
 from agent_manager.cli.options import AgentsArg, JsonOpt, workspace
 
 if TYPE_CHECKING:
-    from agent_manager.runtime.agent_list import AgentList
+    from agent_manager.observe.agent_list import AgentList
     from agent_manager.spec.workspace import Workspace
 
 
@@ -21,7 +21,7 @@ def list_agents(json_output: JsonOpt = False) -> None:
     Shows the workspace in use and, for every agent, its model, endpoint, context, memory
     fraction and whether its compose file is current.
     """
-    from agent_manager.runtime.agent_list import collect_agent_list
+    from agent_manager.observe.agent_list import collect_agent_list
 
     result = collect_agent_list(workspace())
     if json_output:

@@ -12,26 +12,21 @@ from typing import Any
 
 import yaml
 
+from agent_manager.adapters.compose import OFFLINE_ENV
+from agent_manager.adapters.containers import (
+    DEFAULT_INSTANCE,
+    LABEL_AGENT,
+    LABEL_PORT,
+    LABEL_SERVED,
+    LABEL_SPEC_HASH,
+)
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.env_check import REFERENCE, SECRET_ENV
-from agent_manager.spec.vllm_args import (
-    CONTAINER_PORT,
-    VLLM_VERSION,
-    image_ref,
-    model_argument,
-    serve_argv,
-)
-from agent_manager.spec.workspace import DEFAULT_INSTANCE
+from agent_manager.spec.serve_argv import image_ref, model_argument, serve_argv
+from agent_manager.spec.vllm_args import CONTAINER_PORT, VLLM_VERSION
 
 SERVICE = "vllm"
-LABEL_AGENT = "io.agent-manager.agent"
-LABEL_SPEC_HASH = "io.agent-manager.spec-hash"
-LABEL_PORT = "io.agent-manager.port"
-LABEL_SERVED = "io.agent-manager.served-name"
 VLLM_CACHE_VOLUME = "agent-manager-vllm-cache"
-# Set by agent-manager when the model is complete in the local cache (see hub.py), so vLLM
-# makes no network call at start; `docker compose` run by hand leaves it 0.
-OFFLINE_ENV = "AGENT_MANAGER_HF_OFFLINE"
 # vLLM may download weights on first start and compile for minutes: be patient before the
 # healthcheck counts failures. The CLI's readiness does not depend on it.
 HEALTH_START_PERIOD = "20m"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from agent_manager.adapters import compose, docker, nvml
 from agent_manager.adapters.gpu_runtime import nvidia_cdi_specs, nvidia_hooks
+from agent_manager.adapters.hf_cache import hf_home, hub_cache
 from agent_manager.doctor.verdicts import (
     Check,
     DoctorReport,
@@ -28,8 +29,7 @@ from agent_manager.doctor.verdicts import (
     warn,
 )
 from agent_manager.errors import AgentManagerError, SpecError
-from agent_manager.models.cache_layout import hf_home, hub_cache
-from agent_manager.runtime.ports import PortUse, port_holders, port_use
+from agent_manager.observe.ports import PortUse, port_holders, port_use
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.loader import check_ports, load_agent
 from agent_manager.spec.vllm_args import IMAGE, IMAGE_TAG

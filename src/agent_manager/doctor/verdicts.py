@@ -10,8 +10,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from agent_manager.adapters import nvml
-from agent_manager.runtime import ports
-from agent_manager.runtime.ports import PortUse
+from agent_manager.observe import ports
+from agent_manager.observe.ports import PortUse
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.vllm_args import IMAGE, IMAGE_TAG
 from agent_manager.units import GIB, format_bytes

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent_manager.spec.agents import Agent
-from agent_manager.spec.vllm_args import flag_table, serve_argv
+from agent_manager.spec.serve_argv import serve_argv
+from agent_manager.spec.vllm_args import flag_table
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Whether an agent's model is complete in the local Hugging Face cache — offline, in
 milliseconds, from the cache folder alone.
 
-The layout is `cache_layout`'s business: the commit a revision points at, the snapshot folder,
-the commit's file listing (written by huggingface_hub 2.x, also for `download-models`).
+The layout is `adapters/hf_cache.py`'s business: the commit a revision points at, the snapshot
+folder, the commit's file listing (written by huggingface_hub 2.x, also for `download-models`).
 "Complete" means every file vLLM needs (`model_files.select_files` over that
 listing) is in the snapshot. Without a listing (a cache filled by an older tool) we fall back
 to what vLLM cannot start without: config.json, a tokenizer, and every weight shard the index
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from agent_manager.models.cache_layout import (
+from agent_manager.adapters.hf_cache import (
     cached_commit,
     cached_listing,
     has_partial_blobs,

@@ -2,9 +2,9 @@
 
 Planning is one hub API call per agent (the commit a revision points at and its file sizes);
 the choice of files is `selection.select_files`, what is already there comes from the cache
-(`cache_layout`). Fetching goes through `adapters.hub.fetch_file`, which resumes partial files
-(and leaves Xet-backed ones to huggingface_hub); once every file is in, huggingface_hub records
-the commit's listing. One agent's failure never stops the others; the report says what
+(`adapters/hf_cache.py`). Fetching goes through `adapters.hub.fetch_file`, which resumes partial
+files (and leaves Xet-backed ones to huggingface_hub); once every file is in, huggingface_hub
+records the commit's listing. One agent's failure never stops the others; the report says what
 happened to each.
 """
 
@@ -20,10 +20,9 @@ from typing import Literal, Protocol
 from pydantic import BaseModel
 
 from agent_manager import units
-from agent_manager.adapters import hub
+from agent_manager.adapters import hf_cache, hub
+from agent_manager.adapters.hf_cache import blob_present, file_cached, is_commit, partial_bytes
 from agent_manager.errors import AgentManagerError, HubError
-from agent_manager.models import cache_layout
-from agent_manager.models.cache_layout import blob_present, file_cached, is_commit, partial_bytes
 from agent_manager.models.cache_state import CacheState, inspect_cache
 from agent_manager.models.selection import select_files
 from agent_manager.spec.agents import Agent
@@ -232,7 +231,7 @@ def _fetch_agent(plan: _Plan, progress: DownloadProgress) -> None:
         progress.advance(nbytes)
 
     try:
-        cache_layout.record_ref(spec.model, spec.revision, plan.listing.commit)
+        hf_cache.record_ref(spec.model, spec.revision, plan.listing.commit)
         for file in result.files:
             if file.cached:
                 continue

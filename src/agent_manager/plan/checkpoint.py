@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agent_manager.adapters.hf_cache import snapshot_dir
 from agent_manager.adapters.hub import RepoFile
 from agent_manager.errors import AgentManagerError
-from agent_manager.models.cache_layout import snapshot_dir
 from agent_manager.plan.memory import estimate_weight_bytes
 from agent_manager.plan.models import CheckpointFacts, Weights
 from agent_manager.plan.shape import PlanInputError, shape_from_config

@@ -20,9 +20,8 @@ import math
 import re
 
 from agent_manager.plan.shape import ModelShape
+from agent_manager.units import GIB, MIB
 
-GIB = 1024**3
-MIB = 1024**2
 BLOCK_SIZE = 16  # CacheConfig.DEFAULT_BLOCK_SIZE: KV memory is allocated in blocks of 16 tokens
 
 # --- Allowances (estimates; not measured on a GPU by this project) -----------------------------

@@ -1,8 +1,8 @@
 """Will an agent fit? The planner's edge: it gathers the inputs and calls the pure core.
 
-Inputs come from NVML (`runtime.gpu.take_snapshot`), the host's RAM (psutil) and the checkpoint
-(`plan.checkpoint`: the HF cache, then the hub). The arithmetic lives in `memory.py`, the
-verdicts in `verdict.py`, the fixes in `fixes.py`; see docs/planner.md for the model.
+Inputs come from NVML (`observe.gpu.take_snapshot`), the host's RAM (`adapters/host.py`) and
+the checkpoint (`plan.checkpoint`: the HF cache, then the hub). The arithmetic lives in
+`memory.py`, the verdicts in `verdict.py`, the fixes in `fixes.py`; see docs/planner.md.
 `ensure_fits` is launch's pre-flight.
 """
 
@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from agent_manager.errors import GpuUnavailableError, LaunchError
-from agent_manager.plan.memory import GIB
 from agent_manager.plan.models import AgentPlan, GpuTarget, Holder, HostTarget, PlanReport
 from agent_manager.plan.sizing import fmt
 from agent_manager.plan.sleepers import beside_sleepers
 from agent_manager.plan.verdict import plan_agent, plan_cpu_agent
 from agent_manager.spec.agents import Agent
+from agent_manager.units import GIB
 
 __all__ = [
     "ensure_fits",
@@ -46,7 +46,7 @@ def gpu_target_on_paper(gib: float) -> GpuTarget:
 
 def gpu_target_from_nvml(gpu_index: int = 0) -> GpuTarget:
     """The real GPU (raises GpuUnavailableError), with who holds its memory now."""
-    from agent_manager.runtime.gpu import take_snapshot
+    from agent_manager.observe.gpu import take_snapshot
 
     snapshot = take_snapshot()
     if gpu_index >= len(snapshot.gpus):
@@ -83,12 +83,12 @@ def gpu_target_from_nvml(gpu_index: int = 0) -> GpuTarget:
 
 def host_target() -> HostTarget:
     """The host's RAM now, as vLLM's CPU worker reads it (psutil's total and available)."""
-    import psutil
+    from agent_manager.adapters.host import memory_bytes
 
-    memory = psutil.virtual_memory()
+    total, available = memory_bytes()
     return HostTarget(
-        total_bytes=int(memory.total),
-        available_bytes=int(memory.available),
+        total_bytes=total,
+        available_bytes=available,
         notes=["CPU agents are planned against host RAM (psutil available/total)"],
     )
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent_manager.plan.memory import GIB
 from agent_manager.plan.models import Allowance, Engine
 from agent_manager.plan.shape import ModelShape
+from agent_manager.units import GIB
 
 
 @dataclass

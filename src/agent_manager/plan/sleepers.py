@@ -3,7 +3,7 @@
 A vLLM engine asleep still holds VRAM: its CUDA context, CUDA graphs (not offloaded by
 default) and whatever vLLM allocated outside its sleep-mode allocator. vLLM logs the figure
 when it falls asleep ("Sleep mode freed X GiB memory, Y GiB memory is still in use"); until an
-agent has been seen asleep, `DEFAULT_RESIDUAL_BYTES` stands in for it.
+agent has been seen asleep, `observe.sleepers.DEFAULT_RESIDUAL_BYTES` stands in for it.
 
 The agent that starts next must still pass vLLM's own check, free ≥ ceil(fraction × total),
 with every sleeper's remainder on the card: `beside_sleepers` rewrites the GPU the planner
@@ -18,11 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from agent_manager.plan.models import GpuTarget, Holder
+from agent_manager.units import GIB, MIB
 
-GIB = 1024**3
-MIB = 1024**2
-# Before a measurement: CUDA context (~0.5 GiB) + CUDA graphs and buffers vLLM keeps on the GPU.
-DEFAULT_RESIDUAL_BYTES = 1 * GIB
 # A measured share is never taken below this (vLLM's Y is the whole GPU, others subtracted).
 MIN_RESIDUAL_BYTES = 256 * MIB
 # Host RAM left to the OS, Docker and the engines' own processes when weights move there.

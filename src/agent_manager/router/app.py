@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agent_manager.observe.state import AgentState
 from agent_manager.router.catalog import Catalog
 from agent_manager.router.config import RouterConfig
 from agent_manager.router.metrics import CONTENT_TYPE, RouterMetrics
@@ -85,7 +86,7 @@ class RouterCore:
         last = scheduler.last_switch
         return {
             "active": scheduler.active,
-            "busy": scheduler.busy,
+            "busy": None if scheduler.busy is None else str(scheduler.busy),
             "queue": {t.agent: scheduler.queued(t.agent) for t in self.catalog.targets()},
             "in_flight": scheduler.in_flight(),
             "switches": scheduler.switches,
@@ -100,14 +101,16 @@ class RouterCore:
             "uptime_s": round(time.time() - self.started, 1),
         }
 
-    def agent_state(self, agent: str) -> str:
-        if self.scheduler.busy == f"switching to {agent}":
-            return "starting"
+    def agent_state(self, agent: str) -> AgentState:
+        """The agent's state as the router knows it, in the vocabulary `status` shows."""
+        busy = self.scheduler.busy
+        if busy is not None and busy.agent == agent:
+            return AgentState.STARTING if busy.action == "switching to" else AgentState.STOPPING
         if self.scheduler.active == agent:
-            return "running"
+            return AgentState.READY
         if agent in self.switcher.asleep():
-            return "asleep"
-        return "stopped"
+            return AgentState.ASLEEP
+        return AgentState.STOPPED
 
 
 def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Starlette:
@@ -144,7 +147,7 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
                 "created": created,
                 "owned_by": "agent-manager",
                 "agent": target.agent,
-                "state": core.agent_state(target.agent),
+                "state": core.agent_state(target.agent).value,
                 "max_model_len": target.max_context,
             }
             for target in catalog.targets()

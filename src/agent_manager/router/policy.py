@@ -7,8 +7,9 @@
 - When the new agent is ready, every request queued for it is released at once.
 - Guarantee: a request waits for at most one switch per agent ahead of it in the queue.
 
-Pure asyncio: the switch, stop and "what runs" are async functions given to `Scheduler`, so
-tests drive it with a fake switcher and a fake clock-free event loop.
+Pure asyncio: the switch, stop and "what runs" are async functions given to `Scheduler`, and
+its clock is the event loop's, so tests drive it with a fake switcher on a loop whose time
+jumps ahead instead of sleeping (tests/fakes/virtual_time.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
+
+from agent_manager.router.errors import Cancelled, QueueFull, SwitchFailed, WaitTimedOut
 
 SwitchFn = Callable[[str], Awaitable[None]]
 StopFn = Callable[[str], Awaitable[None]]
@@ -25,42 +29,6 @@ RunningFn = Callable[[], Awaitable[str | None]]
 SwitchListener = Callable[[str, float, bool], None]  # agent, seconds, succeeded
 
 CANCEL_GRACE_S = 5.0  # after cancelling in-flight requests, how long to wait for them to end
-
-
-class RouterError(Exception):
-    """A request the router answers itself, in OpenAI's error shape."""
-
-    status = 503
-    kind = "ServiceUnavailableError"
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
-
-
-class QueueFull(RouterError):
-    status = 429
-    kind = "RateLimitError"
-
-
-class WaitTimedOut(RouterError):
-    pass
-
-
-class SwitchFailed(RouterError):
-    """The agent did not start; every request queued for it gets this diagnosis."""
-
-    def __init__(self, agent: str, summary: str, fix: str | None):
-        text = f"{agent} did not start: {summary}"
-        super().__init__(f"{text} {fix}" if fix else text)
-        self.agent = agent
-        self.summary = summary
-        self.fix = fix
-
-
-class Cancelled(RouterError):
-    """An in-flight request ended by the router (drain limit or shutdown)."""
 
 
 @dataclass(eq=False)  # each ticket is itself: hashed by identity
@@ -101,6 +69,17 @@ class SwitchRecord:
     message: str
 
 
+@dataclass(frozen=True)
+class Busy:
+    """What the loop is doing to an agent while the core works: "switching to X" or "stopping X"."""
+
+    action: Literal["switching to", "stopping"]
+    agent: str
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.agent}"
+
+
 class Scheduler:
     """The queue, the active agent and the loop that switches. One per router."""
 
@@ -125,7 +104,7 @@ class Scheduler:
         self._on_switch = on_switch
         self._clock = clock
         self.active: str | None = None
-        self.busy: str | None = None  # "switching to X" / "stopping X" while the core works
+        self.busy: Busy | None = None
         self.switches = 0
         self.last_switch: SwitchRecord | None = None
         self._waiting: list[_Waiter] = []
@@ -305,7 +284,7 @@ class Scheduler:
                 waiter.future.set_result(self._admit(agent))
 
     async def _switch(self, agent: str) -> bool:
-        self.busy = f"switching to {agent}"
+        self.busy = Busy("switching to", agent)
         start = self._clock()
         try:
             await self._switch_fn(agent)
@@ -344,7 +323,7 @@ class Scheduler:
         agent = self.active
         if agent is None:
             return
-        self.busy = f"stopping {agent}"
+        self.busy = Busy("stopping", agent)
         try:
             await self._stop_fn(agent)
             self.active = None

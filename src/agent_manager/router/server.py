@@ -122,8 +122,8 @@ def _listen(config: RouterConfig) -> socket.socket:
 
 
 def _stop_agents(ws: Workspace) -> None:
-    from agent_manager.runtime.lock import workspace_lock
-    from agent_manager.runtime.stop import stop_agents
+    from agent_manager.switch.lock import workspace_lock
+    from agent_manager.switch.stop import stop_agents
 
     try:
         with workspace_lock(ws.lock_path, agent="-", command="serve (exit)", timeout=60):

@@ -85,15 +85,17 @@ def router_view(ws: Workspace, timeout: float = 2.0) -> RouterView | None:
 
 
 def _fetch_status(info: RouterInfo, timeout: float) -> dict[str, Any] | None:
-    import requests
+    import httpx
+
+    from agent_manager.adapters.http import quick_client
 
     headers = {}
     key = os.environ.get(info.api_key_env) if info.api_key_env else None
     if key:
         headers["Authorization"] = f"Bearer {key}"
     try:
-        answer = requests.get(f"{info.url}/router/status", headers=headers, timeout=timeout)
+        answer = quick_client().get(f"{info.url}/router/status", headers=headers, timeout=timeout)
         data = answer.json() if answer.status_code == 200 else None
-    except (requests.RequestException, json.JSONDecodeError, ValueError):
+    except (httpx.HTTPError, json.JSONDecodeError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -1,9 +1,10 @@
-"""The router's one door to the switch core: `runtime.switch.switch_to`, the same function
+"""The router's one door to the switch core: `switch.core.switch_to`, the same function
 `launch` runs (workspace lock, stop the other agent, wait for VRAM, ready detection,
 diagnosis), in a worker thread.
 
-What runs is read from Docker labels, never from the router's memory; stopping takes the
-workspace lock like `agent-manager stop`.
+What runs is read from Docker labels, never from the router's memory. An idle stop takes the
+workspace lock, so it never cuts into a switch (`agent-manager stop` itself does not take it:
+a user's stop wins at once).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from agent_manager.errors import AgentManagerError
-from agent_manager.router.policy import SwitchFailed
+from agent_manager.router.errors import SwitchFailed
 from agent_manager.spec.workspace import Workspace
 
 LOG = logging.getLogger("agent_manager.router")
@@ -63,8 +64,8 @@ class DockerSwitcher:
         await in_thread(lambda: self._launch(agent))
 
     def _launch(self, agent: str) -> None:
-        from agent_manager.runtime.context import LaunchEvents, LaunchFailed, LaunchOptions
-        from agent_manager.runtime.switch import switch_to
+        from agent_manager.switch.context import LaunchEvents, LaunchFailed, LaunchOptions
+        from agent_manager.switch.core import switch_to
 
         events = LaunchEvents(
             message=lambda text: LOG.info("%s: %s", agent, text),
@@ -85,8 +86,8 @@ class DockerSwitcher:
         await in_thread(lambda: self._stop(agent))
 
     def _stop(self, agent: str) -> None:
-        from agent_manager.runtime.lock import workspace_lock
-        from agent_manager.runtime.stop import stop_agents
+        from agent_manager.switch.lock import workspace_lock
+        from agent_manager.switch.stop import stop_agents
 
         LOG.info("stopping %s (idle)", agent)
         try:
@@ -111,18 +112,18 @@ def awake_and_asleep(ws: Workspace) -> tuple[str | None, frozenset[str]]:
     """The agent whose container runs awake now (None when none does), and the agents whose
     container runs but whose engine sleeps (`switch: sleep`). Read from our labels and, for
     sleep agents only, vLLM's /is_sleeping: a sleeping engine must never get requests."""
-    from agent_manager.runtime.agents import serving_probe
-    from agent_manager.runtime.state import AgentState, current_states
+    from agent_manager.observe.state import AgentState, current_states
+    from agent_manager.observe.status import serving_probe
 
     probe = serving_probe(ws, health=False)
     states = current_states(probe=probe)
-    asleep = frozenset(a for a, now in states.items() if now.state is AgentState.SLEEPING)
+    asleep = frozenset(a for a, now in states.items() if now.state is AgentState.ASLEEP)
     awake = [
         now
         for now in states.values()
         if now.container is not None
         and now.container.running
-        and now.state is not AgentState.SLEEPING
+        and now.state is not AgentState.ASLEEP
     ]
     awake.sort(
         key=lambda now: now.container.started_at or "" if now.container else "", reverse=True

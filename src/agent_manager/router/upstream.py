@@ -22,9 +22,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from agent_manager.router.catalog import Target
+from agent_manager.router.errors import RouterError
 from agent_manager.router.metrics import RouterMetrics
 from agent_manager.router.network import UpstreamTransport
-from agent_manager.router.policy import RouterError, Scheduler, Ticket
+from agent_manager.router.policy import Scheduler, Ticket
 
 LOG = logging.getLogger("agent_manager.router")
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "user-agent")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agent_manager.errors import SpecError
 from agent_manager.spec.cpu_block import CpuChoice
 from agent_manager.spec.env_check import ENV_NAME, OWNED_FLAGS, check_env_entry
-from agent_manager.spec.messages import spec_error
+from agent_manager.spec.messages import REMOVED_SETTINGS, spec_error
 from agent_manager.spec.settings import SETTINGS_FILE
 from agent_manager.spec.validate import (
     MAX_CONTEXT_TOKENS,
@@ -42,19 +42,8 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 # A local model folder: an absolute path (mounted read-only into the container).
 _LOCAL_MODEL = re.compile(r"^/[\w./+@-]*$")
 
-# Settings vLLM removed: what to write instead.
-REMOVED_SETTINGS = {
-    "swap_space": (
-        "vLLM removed its swap-space flag in 0.18. For CPU KV-cache offload put "
-        "'--kv-offloading-size', '<GiB>' in extra_args; to offload weights use "
-        "'--cpu-offload-gb', '<GiB>'."
-    ),
-    "gguf": "vLLM 0.33 cannot serve GGUF; use an AWQ/GPTQ/FP8 checkpoint.",
-}
-
 # What `switch: sleep` sets in the container; the spec may not set it too.
 DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
-SLEEP_FIELDS = ("switch", "sleep_level")
 
 GGUF_HINT = "llama.cpp quant; vLLM 0.33 cannot serve GGUF — use an AWQ/GPTQ/FP8 checkpoint"
 

@@ -10,6 +10,16 @@ from pydantic import ValidationError
 
 from agent_manager.errors import SpecError
 
+# Settings vLLM removed: what to write instead.
+REMOVED_SETTINGS = {
+    "swap_space": (
+        "vLLM removed its swap-space flag in 0.18. For CPU KV-cache offload put "
+        "'--kv-offloading-size', '<GiB>' in extra_args; to offload weights use "
+        "'--cpu-offload-gb', '<GiB>'."
+    ),
+    "gguf": "vLLM 0.33 cannot serve GGUF; use an AWQ/GPTQ/FP8 checkpoint.",
+}
+
 # Fields under vLLM's own names: what the spec calls them.
 RENAMED_FIELDS = {
     "max_model_len": "max_context",

@@ -12,10 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from agent_manager.spec.agents import Agent, AgentSpec
+from typing import Any
 
 VLLM_VERSION = "0.33.0"
 IMAGE = "vllm/vllm-openai"
@@ -165,21 +162,6 @@ def cpu_arch(machine: str) -> str:
     return "arm64" if machine.lower() in ("aarch64", "arm64", "armv8l") else "x86_64"
 
 
-def image_ref(spec: AgentSpec, machine: str) -> str:
-    """The image an agent runs: vllm/vllm-openai:<tag>, or the CPU image for this machine."""
-    tag = spec.image_tag or IMAGE_TAG
-    if spec.engine == "cpu":
-        return f"{CPU_IMAGE}:{tag}-{cpu_arch(machine)}"
-    return f"{IMAGE}:{tag}"
-
-
-def model_argument(agent: Agent) -> str:
-    """What vLLM is told to load: the repo id, or where the local folder is mounted."""
-    if agent.spec.local_model:
-        return f"{MODEL_MOUNT}/{agent.name}"
-    return agent.spec.model
-
-
 def _optimization_shorthand(token: str) -> str:
     """vLLM reads `-O3`, `-O=3` and `-Odecode` as `--optimization-level=<value>`."""
     if token == "-O":
@@ -197,50 +179,3 @@ def _dotted(name: str, table: FlagTable) -> tuple[str, Flag]:
     if flag is None or not flag.takes_value:
         raise ArgvProblem(f"{name}: {base} is not a vLLM {VLLM_VERSION} config flag with keys")
     return name, flag
-
-
-def serve_argv(agent: Agent) -> list[str]:
-    """The argv after `vllm serve` (the image's entrypoint): the model first, then flags."""
-    spec = agent.spec
-    argv = [model_argument(agent), "--served-model-name", agent.served_name]
-    argv += ["--port", str(CONTAINER_PORT)]
-    if spec.revision:
-        argv += ["--revision", spec.revision]
-    if spec.max_context is not None:
-        argv += ["--max-model-len", str(spec.max_context)]
-    if spec.engine != "cpu":
-        # On the CPU engine this flag would be a fraction of RAM; cpu_kv_cache_gib sizes it.
-        argv += ["--gpu-memory-utilization", _number(spec.gpu_memory_fraction)]
-    if spec.max_num_seqs is not None:
-        argv += ["--max-num-seqs", str(spec.max_num_seqs)]
-    if spec.kv_cache_dtype != "auto":
-        argv += ["--kv-cache-dtype", spec.kv_cache_dtype]
-    if spec.dtype != "auto":
-        argv += ["--dtype", spec.dtype]
-    if spec.quantization:
-        argv += ["--quantization", spec.quantization]
-    if spec.tensor_parallel_size != 1:
-        argv += ["--tensor-parallel-size", str(spec.tensor_parallel_size)]
-    if spec.prefix_caching is not None:
-        on_off = "enable" if spec.prefix_caching else "disable"
-        argv.append(f"--{on_off}-prefix-caching")
-    if spec.enforce_eager:
-        argv.append("--enforce-eager")
-    if spec.trust_remote_code:
-        argv.append("--trust-remote-code")
-    if spec.switch == "sleep":
-        argv.append("--enable-sleep-mode")
-    overrides = spec.generation_overrides()
-    if overrides:
-        argv += ["--override-generation-config", _json(overrides)]
-    if spec.speculative:
-        argv += ["--speculative-config", _json(spec.speculative)]
-    return argv + list(spec.extra_args)
-
-
-def _number(value: float) -> str:
-    return repr(float(value)).removesuffix(".0") if float(value).is_integer() else repr(value)
-
-
-def _json(value: dict[str, Any]) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -23,9 +23,6 @@ ALIASES = {"dev": "developer", "arch": "architect"}
 # A name becomes a file stem and a Docker project name: keep it to what both accept.
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
-INSTANCE_ENV = "AGENT_MANAGER_INSTANCE"
-DEFAULT_INSTANCE = "agent-manager"
-
 
 @dataclass(frozen=True)
 class Workspace:
@@ -153,22 +150,6 @@ def check_agent_name(name: str) -> None:
             f"'{name}' is not a valid agent name.",
             hint="Use lower-case letters, digits, '-' and '_' (no '/', '..' or spaces).",
         )
-
-
-def instance_name() -> str:
-    """Prefix of the Compose project names this tool manages (`<instance>-<agent>`).
-
-    Every command of one instance sees the same containers; tests use their own instance so
-    they never touch a user's agents.
-    """
-    value = os.environ.get(INSTANCE_ENV, DEFAULT_INSTANCE)
-    if not _NAME.match(value):
-        raise UsageError(f"{INSTANCE_ENV}='{value}' is not a valid Compose project prefix.")
-    return value
-
-
-def project_name(agent: str) -> str:
-    return f"{instance_name()}-{agent}"
 
 
 def user_config_dir() -> Path:

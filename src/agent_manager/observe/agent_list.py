@@ -38,7 +38,7 @@ class AgentList(BaseModel):
 
 
 def collect_agent_list(ws: Workspace) -> AgentList:
-    from agent_manager.runtime.sleep_status import asleep_labels
+    from agent_manager.observe.sleepers import asleep_labels
 
     asleep = asleep_labels(ws)
     rows = []

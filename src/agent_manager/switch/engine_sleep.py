@@ -1,4 +1,5 @@
-"""Put a vLLM engine to sleep and wake it, each step confirmed; and read what sleep freed.
+"""Put a vLLM engine to sleep and wake it, each step confirmed (what sleep freed is read by
+`diagnosis/sleep_log.py`).
 
 vLLM 0.33 (`vllm/entrypoints/serve/dev/sleep/api_router.py`): `POST /sleep?level=N` answers
 once the engine sleeps, `POST /wake_up` once it is awake. After a level-2 sleep the weights
@@ -9,65 +10,23 @@ means what `launch` means: not sleeping, /health 200 and /v1/models listing the 
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters import vllm_dev
 from agent_manager.adapters.vllm_dev import DevApiError
 from agent_manager.errors import LaunchError
+from agent_manager.observe import serving
 
-GIB = 1024**3
 SLEEP_TIMEOUT_S = 60.0  # offloading tens of GiB of weights to host RAM takes seconds
 # Level 1 copies the weights back from host RAM (vLLM's blog: 3-6 s for large models);
 # level 2 reloads them from disk.
 WAKE_TIMEOUT_S = {1: 30.0, 2: 120.0}
 CONFIRM_POLL_S = 0.02
 
-_FREED = re.compile(r"Sleep mode freed ([\d.]+) GiB memory, ([\d.]+) GiB memory is still in use")
-_LOADED = re.compile(r"Model loading took ([\d.]+) GiB memory")
-
 
 class SleepFailed(LaunchError):
     """A sleep or wake step failed or timed out; the caller falls back to a cold switch."""
-
-
-@dataclass(frozen=True)
-class SleepMeasure:
-    """vLLM's "Sleep mode freed X GiB memory, Y GiB memory is still in use." line.
-
-    Y is the whole GPU's used memory right after the sleep (vLLM takes total − free), so it
-    is this engine's remainder plus whatever else held the GPU then.
-    """
-
-    freed_bytes: int
-    still_in_use_bytes: int
-
-
-def parse_sleep_line(line: str) -> SleepMeasure | None:
-    match = _FREED.search(line)
-    if match is None:
-        return None
-    return SleepMeasure(int(float(match.group(1)) * GIB), int(float(match.group(2)) * GIB))
-
-
-def last_sleep_measure(lines: Iterable[str]) -> SleepMeasure | None:
-    found = None
-    for line in lines:
-        found = parse_sleep_line(line) or found
-    return found
-
-
-def weights_bytes_from_log(lines: Iterable[str]) -> int | None:
-    """The weights' size from the startup line "Model loading took X GiB memory"."""
-    found = None
-    for line in lines:
-        match = _LOADED.search(line)
-        if match:
-            found = int(float(match.group(1)) * GIB)
-    return found
 
 
 def put_to_sleep(url: str, agent: str, level: int, timeout: float = SLEEP_TIMEOUT_S) -> float:
@@ -101,15 +60,13 @@ def wake(
     except DevApiError as error:
         raise SleepFailed(f"{agent} did not wake up: {error.message}") from None
     while True:
-        probe = http_adapter.probe_health(url, timeout=1.0)
-        if probe.healthy:
-            models = http_adapter.served_models(url, api_key, timeout=2.0)
-            if models is not None and served_name in models:
-                return time.monotonic() - start
+        seen = serving.look(url, api_key, served_name)
+        if seen.ready:
+            return time.monotonic() - start
         if time.monotonic() > deadline:
             raise SleepFailed(
                 f"{agent} woke up but does not serve '{served_name}' within {timeout:.0f} s "
-                f"(/health: {probe.status or probe.error})."
+                f"(/health: {seen.health})."
             )
         time.sleep(CONFIRM_POLL_S)
 

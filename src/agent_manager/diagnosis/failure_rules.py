@@ -9,14 +9,14 @@ wins.
 
 from __future__ import annotations
 
-from agent_manager.runtime.failure_memory import (
+from agent_manager.diagnosis.failure_memory import (
     context_too_long,
     free_memory,
     max_len_above_model,
     no_kv_memory,
     out_of_memory,
 )
-from agent_manager.runtime.failure_text import Context, Rule, rx, search, spec_file
+from agent_manager.diagnosis.failure_text import Context, Rule, rx, search, spec_file
 from agent_manager.spec.vllm_args import MODEL_MOUNT
 
 

@@ -15,8 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from agent_manager.fsio import write_text_atomic
 from agent_manager.spec.workspace import Workspace
-
-GIB = 1024**3
+from agent_manager.units import GIB
 
 
 class SleepRecord(BaseModel):

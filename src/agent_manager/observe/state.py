@@ -2,7 +2,7 @@
 
     stopped ──▶ starting ──▶ ready ──▶ stopping ──▶ stopped
                    │  ▲        │  ▲       ▲
-                   │  └─wake─ sleeping ─┘ (put to sleep / woken, for hot switching)
+                   │  └─wake─  asleep  ─┘ (put to sleep / woken, for hot switching)
                    ▼
                  failed ──▶ stopping
 
@@ -25,7 +25,7 @@ class AgentState(str, Enum):
     STOPPED = "stopped"  # no container, or one that ended cleanly
     STARTING = "starting"  # a container exists and runs, but has not proven it serves
     READY = "ready"  # /health answers and /v1/models lists the served name
-    SLEEPING = "sleeping"  # running, weights offloaded (vLLM sleep mode); woken to serve
+    ASLEEP = "asleep"  # running, weights offloaded (vLLM sleep mode); woken to serve
     STOPPING = "stopping"  # being stopped and removed
     FAILED = "failed"  # the container ended with an error, or Docker reports it broken
 
@@ -34,9 +34,9 @@ S = AgentState
 TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
     S.STOPPED: frozenset({S.STARTING}),
     S.STARTING: frozenset({S.READY, S.FAILED, S.STOPPING}),
-    S.READY: frozenset({S.STOPPING, S.SLEEPING, S.FAILED}),
+    S.READY: frozenset({S.STOPPING, S.ASLEEP, S.FAILED}),
     # Waking goes through starting: the agent serves again only once it is ready.
-    S.SLEEPING: frozenset({S.STARTING, S.STOPPING, S.FAILED}),
+    S.ASLEEP: frozenset({S.STARTING, S.STOPPING, S.FAILED}),
     S.STOPPING: frozenset({S.STOPPED, S.FAILED}),
     S.FAILED: frozenset({S.STOPPING}),
 }
@@ -86,7 +86,7 @@ class AgentMachine:
         return f"AgentMachine({self.agent!r}, {self.state.value})"
 
 
-# Says what a running container is doing (ready, sleeping, still starting): an HTTP look at
+# Says what a running container is doing (ready, asleep, still starting): an HTTP look at
 # its server. Without one, a running container reads as starting (serving is not proven).
 RunningProbe = Callable[[AgentContainer], AgentState]
 

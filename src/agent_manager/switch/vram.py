@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from agent_manager.adapters import nvml as nvml_adapter
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.errors import GpuUnavailableError, LaunchError
-from agent_manager.runtime import gpu
-from agent_manager.runtime.gpu import container_id_of, gib
+from agent_manager.observe import gpu
+from agent_manager.observe.gpu import container_id_of, gib
+from agent_manager.units import MIB
 
 VRAM_POLL_S = 0.25
 VRAM_TIMEOUT_S = 60.0
 # Without attributable processes, how long to look for used memory dropping before moving on.
 VRAM_UNATTRIBUTED_S = 5.0
-VRAM_DROP_BYTES = 256 * 1024**2
+# Less than this is noise, not memory given back (a sleep, or a stopped engine).
+VRAM_DROP_BYTES = 256 * MIB
 
 Say = Callable[[str], None]
 
@@ -47,9 +49,7 @@ class GpuWatch:
         except GpuUnavailableError:
             say("NVML unavailable: not waiting for GPU memory.")
             return None
-        ids = {c.id for c in containers}
-        pids = {p.pid: p.used_bytes or 0 for p in processes if container_id_of(p.pid) in ids}
-        return cls(nvml, pids, used)
+        return cls(nvml, held_by(processes, {c.id for c in containers}), used)
 
     def wait_until_free(self, say: Say, deadline: float) -> None:
         """Return once the noted processes are gone; LaunchError after VRAM_TIMEOUT_S (or at
@@ -67,7 +67,7 @@ class GpuWatch:
             if self.pids and not held:
                 return
             if not self.pids and (
-                used <= self.used_before - VRAM_DROP_BYTES or time.monotonic() > settle_until
+                dropped(used, self.used_before) or time.monotonic() > settle_until
             ):
                 return  # nothing attributable: a short look for the drop, then go on
             if time.monotonic() > until:
@@ -82,6 +82,26 @@ class GpuWatch:
                 say("Waiting for the GPU memory of the stopped agent to be freed...")
                 told = True
             time.sleep(VRAM_POLL_S)
+
+
+def held_by(processes: list[nvml_adapter.GpuProcess], container_ids: set[str]) -> dict[int, int]:
+    """pid → GPU bytes, for the processes that belong to `container_ids` (by cgroup)."""
+    return {p.pid: p.used_bytes or 0 for p in processes if container_id_of(p.pid) in container_ids}
+
+
+def container_gpu_bytes(container_id: str) -> int | None:
+    """GPU memory the container's processes hold now; None where NVML cannot tell."""
+    try:
+        processes = nvml_adapter.get_nvml().processes()
+    except GpuUnavailableError:
+        return None
+    held = held_by(processes, {container_id})
+    return sum(held.values()) if held else None
+
+
+def dropped(now: int | None, before: int) -> bool:
+    """Whether GPU memory fell by a real amount (or can no longer be seen)."""
+    return now is None or now <= before - VRAM_DROP_BYTES
 
 
 def gpu_holders() -> list[str]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent_manager.runtime.failure_rules import RULES
-from agent_manager.runtime.failure_text import Context, Failure, message
+from agent_manager.diagnosis.failure_rules import RULES
+from agent_manager.diagnosis.failure_text import Context, Failure, message
 
 __all__ = ["Context", "Failure", "diagnose"]
 

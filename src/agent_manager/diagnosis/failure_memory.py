@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from agent_manager.runtime.failure_text import Context, search, spec_file
-from agent_manager.runtime.phases import GRAPHS, KV_SIZING, LOADING, phase_of
+from agent_manager.diagnosis.failure_text import Context, search, spec_file
+from agent_manager.diagnosis.phases import GRAPHS, KV_SIZING, LOADING, phase_of
 
 
 def max_len_above_model(lines: list[str], ctx: Context) -> tuple[str, str]:

@@ -1,5 +1,5 @@
-"""What runs now and how it is doing: the core of `status` (stopping is in `stop.py`, the
-log's container and `--since` in `logs.py`).
+"""What runs now and how it is doing: the core of `status` (stopping is in `switch/stop.py`,
+the log's container and `--since` in `logs.py`).
 
 Containers are found by our labels (never by guessing names); the Docker work itself is in
 `adapters/docker.py`.
@@ -16,11 +16,11 @@ from pydantic import BaseModel
 
 from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters import http as http_adapter
-from agent_manager.adapters import vllm_dev
 from agent_manager.adapters.docker import AgentContainer
+from agent_manager.diagnosis.diagnose import Context, Failure, diagnose
 from agent_manager.errors import AgentManagerError
-from agent_manager.runtime.diagnose import Context, Failure, diagnose
-from agent_manager.runtime.state import AgentState, RunningProbe
+from agent_manager.observe import serving
+from agent_manager.observe.state import AgentState, RunningProbe
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.endpoint import api_key_from
 from agent_manager.spec.loader import display_path, load_agent
@@ -36,7 +36,9 @@ class AgentStatus(BaseModel):
     agent: str
     container: str
     state: str  # Docker's: running, exited, dead, created, restarting
-    health: str  # ready, starting, unhealthy, crashed, stopped
+    # The agent's state, in the one vocabulary (observe/state.py): stopped, starting, ready,
+    # asleep, failed (crashed, or its engine answers /health with an error).
+    health: AgentState
     endpoint: str | None
     served_name: str | None
     port: int | None
@@ -60,14 +62,16 @@ class StatusReport(BaseModel):
 
 
 def collect_status(ws: Workspace) -> StatusReport:
-    from agent_manager.runtime.sleep_status import asleep_labels
+    from agent_manager.observe.sleepers import asleep_labels
 
     containers = docker_adapter.get_docker().list_agent_containers()
     rows = [_status_of(ws, container) for container in containers]
-    asleep = asleep_labels(ws, containers) if any(r.health == "ready" for r in rows) else {}
+    asleep = (
+        asleep_labels(ws, containers) if any(r.health is AgentState.READY for r in rows) else {}
+    )
     for row in rows:
         if row.agent in asleep and row.state == "running":
-            row.health, row.sleep = "asleep", asleep[row.agent]
+            row.health, row.sleep = AgentState.ASLEEP, asleep[row.agent]
     awake = [row for row in rows if row.state in ("running", "restarting") and not row.sleep]
     running = awake[0].agent if awake else None
     return StatusReport(running=running, agents=rows)
@@ -96,7 +100,7 @@ def _status_of(ws: Workspace, container: AgentContainer) -> AgentStatus:
         agent=container.agent,
         container=container.name,
         state=container.state,
-        health="stopped",
+        health=AgentState.STOPPED,
         endpoint=f"{url}/v1" if url else None,
         served_name=container.served_name,
         port=container.port,
@@ -113,7 +117,7 @@ def _status_of(ws: Workspace, container: AgentContainer) -> AgentStatus:
     if container.running:
         row.uptime_s = _uptime(container.started_at)
         row.health = _health(url, key, container.served_name)
-        if row.health == "ready" and url:
+        if row.health is AgentState.READY and url:
             metrics = http_adapter.fetch_metrics(url) or {}
             running = metrics.get("vllm:num_requests_running")
             waiting = metrics.get("vllm:num_requests_waiting")
@@ -123,7 +127,7 @@ def _status_of(ws: Workspace, container: AgentContainer) -> AgentStatus:
         return row
     row.exit_code = container.exit_code
     if container.state in ("exited", "dead") and container.exit_code not in (0, None):
-        row.health = "crashed"
+        row.health = AgentState.FAILED
         failure = diagnose_container(container, display_path(ws.spec_path(container.agent)))
         row.exit_reason, row.exit_fix = failure.summary, failure.fix
     return row
@@ -135,24 +139,21 @@ def _model_cache(agent: Agent | None) -> str | None:
     return cache_state(agent).value if agent is not None else None
 
 
-def _health(url: str | None, key: str | None, served: str | None) -> str:
+def _health(url: str | None, key: str | None, served: str | None) -> AgentState:
+    """A running container's state by the one serving look; without a port, serving is not
+    proven (starting), and an engine whose /health answers an error has failed."""
     if url is None:
-        return "unknown"
-    probe = http_adapter.probe_health(url, timeout=1.0)
-    if probe.status is None:
-        return "starting"  # not listening yet: vLLM only listens once the engine is up
-    if not probe.healthy:
-        return "unhealthy"
-    models = http_adapter.served_models(url, key, timeout=2.0)
-    if models is None or (served is not None and served not in models):
-        return "starting"
-    return "ready"
+        return AgentState.STARTING
+    state = serving.look(url, key, served).state
+    return {serving.READY: AgentState.READY, serving.UNHEALTHY: AgentState.FAILED}.get(
+        state, AgentState.STARTING
+    )
 
 
 def serving_probe(ws: Workspace, health: bool = True) -> RunningProbe:
     """For `state.current_states`: a running container is ready once its server answers
     /health and lists its served name, else still starting (the same test `status` uses).
-    A `switch: sleep` agent whose /is_sleeping says so is sleeping (it still answers /health).
+    A `switch: sleep` agent whose /is_sleeping says so is asleep (it still answers /health).
     With `health=False` only the sleep question is asked: a running container counts as ready
     (the router's watch, every 2 s, needs no more)."""
 
@@ -163,14 +164,14 @@ def serving_probe(ws: Workspace, health: bool = True) -> RunningProbe:
             agent = None
         url, key = _endpoint(agent, container.port)
         if agent is not None and agent.spec.switch == "sleep" and url is not None:
-            try:
-                if vllm_dev.is_sleeping(url, timeout=2.0):
-                    return AgentState.SLEEPING
-            except vllm_dev.DevApiError:
+            sleeping = serving.asleep(url)
+            if sleeping is None:
                 return AgentState.STARTING  # not listening yet
+            if sleeping:
+                return AgentState.ASLEEP
         if not health:
             return AgentState.READY
-        ready = _health(url, key, container.served_name) == "ready"
+        ready = _health(url, key, container.served_name) is AgentState.READY
         return AgentState.READY if ready else AgentState.STARTING
 
     return probe

@@ -13,14 +13,14 @@ import time
 from collections import deque
 from dataclasses import replace
 
-from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters.docker import AgentContainer, Docker
+from agent_manager.diagnosis.diagnose import Context, diagnose
+from agent_manager.diagnosis.phases import STARTING, announces_ready, phase_of
 from agent_manager.errors import LaunchError
-from agent_manager.runtime.context import LaunchFailed, SwitchContext
-from agent_manager.runtime.diagnose import Context, diagnose
-from agent_manager.runtime.phases import STARTING, announces_ready, phase_of
-from agent_manager.runtime.vram import gpu_holders
+from agent_manager.observe import serving
 from agent_manager.spec.endpoint import endpoint_for
+from agent_manager.switch.context import LaunchFailed, SwitchContext
+from agent_manager.switch.vram import gpu_holders
 
 READY_POLL_S = 0.1  # /health poll period; the CLI returns within this of the server being ready
 STATE_POLL_S = 0.25  # container state (a Docker API round trip) at most this often
@@ -100,10 +100,7 @@ def follow_until_ready(ctx: SwitchContext, container: AgentContainer) -> None:
 
 
 def _serves(url: str, key: str | None, served_name: str) -> bool:
-    if not http_adapter.probe_health(url, timeout=0.5).healthy:
-        return False
-    models = http_adapter.served_models(url, key, timeout=2.0)
-    return models is not None and served_name in models
+    return serving.look(url, key, served_name, timeout=0.5).ready
 
 
 def _check_container(ctx: SwitchContext, container: AgentContainer, watcher: LogWatcher) -> None:

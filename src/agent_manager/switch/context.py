@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from agent_manager.adapters.docker import Docker
+from agent_manager.diagnosis.diagnose import Failure
 from agent_manager.errors import LaunchError
-from agent_manager.runtime.diagnose import Failure
-from agent_manager.runtime.state import AgentState
+from agent_manager.observe.state import AgentState
 from agent_manager.spec.agents import Agent, Engine
 from agent_manager.spec.workspace import Workspace
 
