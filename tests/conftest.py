@@ -20,6 +20,7 @@ from agent_manager.cli.app import main
 from agent_manager.spec import engine_choice
 
 REPO = Path(__file__).resolve().parents[1]
+REAL_GET_DOCKER = docker_adapter.get_docker  # for tests that point it at a socket of their own
 
 # huggingface_hub reads this once, at import: set it before any test module imports it.
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
@@ -64,6 +65,38 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 # (`engine_choice.set_machine_probe`): no unit test probes the host's NVML or Docker.
 GPU_MACHINE = engine_choice.MachineEngines(cuda=True)
 engine_choice.set_machine_probe(lambda: GPU_MACHINE)  # for agents loaded while collecting
+
+
+@pytest.fixture(autouse=True)
+def _no_host_ports_or_docker(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unit tests see neither the user's Docker nor who else listens on this machine: the
+    user's own `po` on 127.0.0.1:8002 must not fail them. A port counts as taken only when this
+    test process listens on it; Docker is unreachable unless a test installs tests/fakes/docker.py.
+    The Docker and real-vLLM tiers use the real ones."""
+    if any(request.node.get_closest_marker(m) for m in ("docker", "vllm", "install")):
+        return
+    from agent_manager.doctor import checks
+    from agent_manager.errors import DockerUnavailableError
+    from agent_manager.observe import ports
+    from tests.fakes.docker import install_unreachable
+
+    real = ports.port_use
+
+    def port_use(host: str, port: int) -> ports.PortUse:
+        if host not in ("127.0.0.1", "0.0.0.0", "::", "::1", "localhost"):
+            return real(host, port)  # an address of no interface here: nothing is bound
+        mine = f"pid {os.getpid()} "
+        taken = any(h.startswith(mine) for h in ports.listening_processes(port))
+        return ports.PortUse.IN_USE if taken else ports.PortUse.FREE
+
+    monkeypatch.setattr(ports, "port_use", port_use)
+    monkeypatch.setattr(checks, "port_use", port_use)
+    install_unreachable(
+        monkeypatch,
+        DockerUnavailableError("Docker is not reachable (unit test: no fake installed)."),
+    )
 
 
 def _reset_caches() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters.docker_sdk import SdkDocker
 from agent_manager.diagnosis.phases import phase_of
 from agent_manager.errors import LaunchError
@@ -27,7 +28,7 @@ from agent_manager.switch import vram
 from agent_manager.switch.context import LaunchEvents, LaunchFailed, LaunchOptions
 from agent_manager.switch.core import switch_to as launch
 from agent_manager.switch.lock import holder_path, workspace_lock
-from tests.conftest import CliResult
+from tests.conftest import REAL_GET_DOCKER, CliResult
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.docker import Behaviour, FakeDocker, install
 from tests.fakes.nvml import Scenario, device, process
@@ -429,6 +430,7 @@ def test_docker_down_gives_a_clear_message(
     workspace: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    monkeypatch.setattr(docker_adapter, "get_docker", REAL_GET_DOCKER)  # on that socket only
     result = cli("--home", str(workspace), "launch", "po")
     assert result.code == 1
     assert "Cannot reach the Docker Engine" in result.stderr
