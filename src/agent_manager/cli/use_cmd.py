@@ -47,7 +47,7 @@ def chat(
         bool, typer.Option("--no-start", help="Fail instead of starting an agent that is down.")
     ] = False,
 ) -> None:
-    """Chat with an agent (streamed), starting it when it is not running.
+    """Chat with an agent, starting it if needed (streamed).
 
     Talks to the agent's OpenAI-compatible API; an agent that is down is started first
     (through `agent-manager serve` when a router runs, else as `launch` does).
