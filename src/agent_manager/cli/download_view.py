@@ -186,8 +186,18 @@ def render_dry_run(report: DownloadReport) -> None:
         for warning in result.warnings:
             ui.warn(f"{result.agent}: {warning}")
     needed = sum(r.remaining_bytes for r in report.agents)
+    total = format_bytes(needed)
+    unknown = [r.agent for r in report.agents if r.status == "failed"]
+    if unknown:
+        # The hub gave no file list for them: their size is not known, and not 0 B.
+        names = ", ".join(unknown)
+        total = (
+            f"unknown (no sizes for {names})"
+            if len(unknown) == len(report.agents)
+            else f"{total} plus what {names} need{'s' if len(unknown) == 1 else ''} (unknown)"
+        )
     console.print(
-        f"Total to download: {format_bytes(needed)} into {report.cache} (dry run: nothing fetched)",
+        f"Total to download: {total} into {report.cache} (dry run: nothing fetched)",
         markup=False,
         soft_wrap=True,
     )
