@@ -564,7 +564,7 @@ def test_xet_backed_files_are_left_to_huggingface_hub(cli, fake_hub, home, monke
 
 
 def test_a_repo_with_an_empty_file_downloads_it(cli, fake_hub, home):
-    """Real repos carry empty files (an empty added_tokens.json, say): they are whole as they are."""
+    """Real repos carry empty files (an empty added_tokens.json, say); they are whole as is."""
     repo = {**TYPICAL_REPO, "added_tokens.json": b""}
     commit = fake_hub.add_repo("org/empty-file", repo)
     make_workspace(home, {"dev": "org/empty-file"})
