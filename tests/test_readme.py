@@ -136,7 +136,8 @@ def test_every_documented_command_line_parses():
             _parse_only(words)
             _options_exist(words, line)
         except Exception as error:  # noqa: BLE001 - every problem is listed at once
-            message = getattr(error, "format_message", lambda: str(error))()
+            format_message = getattr(error, "format_message", None)
+            message = format_message() if callable(format_message) else str(error)
             problems.append(f"{where}: `{line}`: {message}")
     assert not problems, "\n".join(problems)
 
