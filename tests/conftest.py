@@ -187,6 +187,11 @@ def _names_docker_tests(arg: str) -> bool:
 
 @pytest.hookimpl(trylast=True)  # after tests/integration/conftest.py marks its tests
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _deselect_docker_tier(config, items)
+    _deselect_helm_without_binary(config, items)
+
+
+def _deselect_docker_tier(config: pytest.Config, items: list[pytest.Item]) -> None:
     if docker_tier_wanted(config):
         return
     docker_items = [item for item in items if any(map(item.get_closest_marker, SLOW_TIERS))]
@@ -198,9 +203,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.stash[_DESELECTED_DOCKER] = len(docker_items)
 
 
+HELM_LINE = (
+    "{count} export tests rendered by real `helm template` not run: no helm binary "
+    "(./scripts/install_helm.sh installs it; ./scripts/test.sh runs them always)."
+)
+_DESELECTED_HELM = pytest.StashKey[int]()
+
+
+def _deselect_helm_without_binary(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`helm` tests run wherever the binary is; without it a plain `pytest` leaves them out
+    and says so, while scripts/test.sh and CI (which install it) fail instead."""
+    from tests.fakes.helm import helm_binary
+
+    if helm_binary() or _truthy(os.environ.get("AGENT_MANAGER_TEST_HELM")):
+        return
+    if _truthy(os.environ.get("CI")):
+        return
+    helm_items = [item for item in items if item.get_closest_marker("helm")]
+    if not helm_items:
+        return
+    config.hook.pytest_deselected(items=helm_items)
+    items[:] = [item for item in items if not item.get_closest_marker("helm")]
+    config.stash[_DESELECTED_HELM] = len(helm_items)
+
+
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
     count = config.stash.get(_DESELECTED_DOCKER, 0)
     if count:
         terminalreporter.write_line(DOCKER_TIER_LINE.format(count=count))
+    helm = config.stash.get(_DESELECTED_HELM, 0)
+    if helm:
+        terminalreporter.write_line(HELM_LINE.format(count=helm))

@@ -35,7 +35,8 @@ def set_command_home(home: str | None, commands: Sequence[str] = ()) -> None:
     # `init DIR` names its folder itself.
     named = sorted((name for name in commands if name != "init"), key=len, reverse=True)
     names = "|".join(re.escape(name) for name in named)
-    _command_pattern = re.compile(rf"\bagent-manager (?=(?:{names})\b)")
+    # "written by `agent-manager export ...`" names an author, not a command to run.
+    _command_pattern = re.compile(rf"(?<!by `)\bagent-manager (?=(?:{names})\b)")
     _home_option = f"agent-manager --home {shlex.quote(home)} "
 
 

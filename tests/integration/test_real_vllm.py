@@ -210,7 +210,7 @@ def test_the_router_relays_to_the_real_server_with_the_agents_key(real: Served):
         team = openai.OpenAI(base_url=base + "/v1", api_key="not-the-agents", max_retries=0)
         direct = openai.OpenAI(base_url=real.ws.url() + "/v1", api_key=API_KEY, max_retries=0)
         assert [(m.id, (m.model_extra or {}).get("state")) for m in team.models.list().data] == [
-            (AGENT, "running")  # read from Docker, not started by the router
+            (AGENT, "ready")  # read from Docker, not started by the router
         ]
 
         def chunks(client: openai.OpenAI) -> list[tuple[str, str | None]]:

@@ -6,7 +6,9 @@ at vLLM's default, 8000; every other flag comes from the same argv as the compos
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,12 +16,14 @@ from agent_manager.errors import UsageError
 from agent_manager.export import limits
 from agent_manager.export.argv import agent_flags, flatten, k8s_literal
 from agent_manager.export.limits import Notice
+from agent_manager.export.pod_size import PodMemory, bound_cores
 from agent_manager.export.secrets import SecretRef, api_key_secret, hf_token_secret
 from agent_manager.export.yaml_text import commented
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.vllm_args import VLLM_VERSION
 
 TARGET = "KubeAI"
+TARGET_MARK = "kubeai"  # the `agent-manager export kubeai` its files' header names
 # What KubeAI passes itself (`--model=`, `--served-model-name=`) or leaves at vLLM's default.
 SET_BY_KUBEAI = frozenset({"model", "served_model_name", "port"})
 # KubeAI's CRD: `size(self.metadata.name) <= 40`.
@@ -30,6 +34,11 @@ DEFAULT_SCALE_DOWN_DELAY_S = 30
 DEFAULT_TARGET_REQUESTS = 100
 DEFAULT_PROFILE = "nvidia-gpu-l4"
 CPU_PROFILE = "cpu"
+# KubeAI's stock `cpu` profile (its chart's values.yaml): 1 CPU and 2 Gi requested per unit.
+CPU_PROFILE_UNIT_GIB = 2
+DEFAULT_MAX_REPLICAS = 1
+# The Secret KubeAI's controller reads its own HF token from (`secrets.huggingface`).
+KUBEAI_HF_SECRET = "kubeai-huggingface"
 _PROFILE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?::([0-9]+))?$")
 
 
@@ -40,6 +49,9 @@ class KubeAIOptions:
     min_replicas: int = 0
     scale_down_delay_s: int = DEFAULT_SCALE_DOWN_DELAY_S
     model_pvc: str | None = None
+    max_replicas: int = DEFAULT_MAX_REPLICAS
+    # CPU agents' memory as the planner sizes it (agent name -> PodMemory), read by the caller.
+    cpu_memory: Mapping[str, PodMemory] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,8 +62,11 @@ class KubeAIModel:
     notices: list[Notice] = field(default_factory=list)
 
 
-def resource_profile(agent: Agent, option: str) -> str:
-    """`NAME:COUNT` with COUNT the agent's GPU count; a COUNT given by the user must match it."""
+def resource_profile(agent: Agent, options: KubeAIOptions) -> tuple[str, list[Notice]]:
+    """`NAME:COUNT`: for a GPU agent COUNT is its GPU count (a COUNT given by the user must match
+    it); for a CPU agent, the count of KubeAI's `cpu` units (1 CPU, 2 Gi each) that covers the
+    memory the planner gives it."""
+    option = options.resource_profile
     match = _PROFILE.match(option)
     if match is None:
         raise UsageError(
@@ -59,7 +74,7 @@ def resource_profile(agent: Agent, option: str) -> str:
             hint=f"e.g. --resource-profile {DEFAULT_PROFILE} (a profile in KubeAI's values).",
         )
     if limits.gpu_count(agent) == 0:
-        return f"{CPU_PROFILE}:1"
+        return _cpu_profile(agent, options.cpu_memory.get(agent.name))
     name, count = match.group(1), match.group(2)
     gpus = limits.gpu_count(agent)
     if count is not None and int(count) != gpus:
@@ -69,10 +84,58 @@ def resource_profile(agent: Agent, option: str) -> str:
             f"the agent uses {gpus} GPU(s) but --resource-profile asks for {count}.",
             hint=f"Pass --resource-profile {name} (the count follows the spec).",
         )
-    return f"{name}:{gpus}"
+    return f"{name}:{gpus}", []
+
+
+def _cpu_profile(agent: Agent, planned: PodMemory | None) -> tuple[str, list[Notice]]:
+    bound, notices = bound_cores(agent)
+    if planned is None or planned.gib is None:
+        why = planned.source if planned is not None else "no checkpoint facts were given"
+        return f"{CPU_PROFILE}:{bound or 1}", [
+            *notices,
+            Notice(
+                agent.name,
+                "engine",
+                f"memory not planned ({why}): cpu:{bound or 1} is {bound or 1} CPU and "
+                f"{CPU_PROFILE_UNIT_GIB * (bound or 1)} Gi, likely below what vLLM "
+                "needs (the weights + ~2 GiB + cpu_kv_cache_gib). Define a resource profile of "
+                "that size in KubeAI's values and set spec.resourceProfile to it.",
+            ),
+        ]
+    units = max(1, math.ceil(planned.gib / CPU_PROFILE_UNIT_GIB), bound or 0)
+    note = Notice(
+        agent.name,
+        "engine",
+        f"resourceProfile cpu:{units} ({units} CPU, {units * CPU_PROFILE_UNIT_GIB} Gi) covers "
+        f"the planned {planned.gib} GiB ({planned.source}), assuming KubeAI's stock cpu profile "
+        "(1 CPU, 2 Gi per unit); if yours differs, resize the count.",
+    )
+    return f"{CPU_PROFILE}:{units}", [*notices, note]
+
+
+def hf_token_notice(agent: Agent, secret: SecretRef) -> list[Notice]:
+    """KubeAI's controller gives every hf:// pod an `env` HF_TOKEN from its own Secret, and an
+    `env` entry beats `envFrom`: a per-agent token is shadowed whenever the cluster has one."""
+    if secret.shell_var == "HF_TOKEN":
+        return []
+    return [
+        Notice(
+            agent.name,
+            "env.HF_TOKEN",
+            f"KubeAI sets HF_TOKEN from its own Secret ({KUBEAI_HF_SECRET}, key token) when its "
+            f"values set secrets.huggingface.token, and that wins over this Model's Secret "
+            f"'{secret.name}'. Leave KubeAI's token empty, or give it this token.",
+        )
+    ]
 
 
 def render_model(agent: Agent, options: KubeAIOptions) -> KubeAIModel:
+    if options.max_replicas < options.min_replicas:
+        raise UsageError(
+            f"--max-replicas {options.max_replicas} is below --min-replicas "
+            f"{options.min_replicas}.",
+            hint="KubeAI refuses such a Model; raise --max-replicas.",
+        )
     served = agent.served_name
     limits.check_name(
         agent,
@@ -97,6 +160,8 @@ def render_model(agent: Agent, options: KubeAIOptions) -> KubeAIModel:
     else:
         url = f"pvc://{source.pvc}/{source.subpath}"
     secrets = [hf_token_secret(agent)]
+    if source.repo is not None:
+        notices += hf_token_notice(agent, secrets[0])
     api_key = api_key_secret(agent)
     if api_key is not None:
         secrets.append(api_key)
@@ -126,8 +191,11 @@ def render_model(agent: Agent, options: KubeAIOptions) -> KubeAIModel:
         else {"secretRef": {"name": s.name}}
         for s in secrets
     ]
-    spec["resourceProfile"] = resource_profile(agent, options.resource_profile)
+    spec["resourceProfile"], profile_notes = resource_profile(agent, options)
+    notices += profile_notes
     spec["minReplicas"] = options.min_replicas
+    # Without it, more requests in flight than targetRequests add pods (and GPUs) unbounded.
+    spec["maxReplicas"] = options.max_replicas
     spec["targetRequests"] = agent.spec.max_num_seqs or DEFAULT_TARGET_REQUESTS
     spec["scaleDownDelaySeconds"] = options.scale_down_delay_s
     manifest = {"apiVersion": "kubeai.org/v1", "kind": "Model", "metadata": metadata, "spec": spec}
@@ -139,11 +207,13 @@ def render_model_text(model: KubeAIModel, options: KubeAIOptions) -> str:
     lines = [
         f"KubeAI Model generated by agent-manager from agents/{agent.name}.yaml "
         f"(vLLM {VLLM_VERSION}).",
-        "Do not edit: `agent-manager export kubeai` rewrites this file.",
+        f"Do not edit: `agent-manager export {TARGET_MARK}` rewrites this file.",
         "Secrets it reads, filled from your shell once (never written here):",
         *(f"  {s.create_command(options.namespace)}" for s in model.secrets),
         "Apply: kubectl apply -f <this file or its folder>",
         f'Clients: base_url="http://kubeai/openai/v1", model="{agent.served_name}".',
+        f"HF token: KubeAI's own Secret ({KUBEAI_HF_SECRET}), when it holds a token, "
+        "wins over the one above.",
         *(f"Note: {n.line()}" for n in model.notices),
         f"spec-hash: {agent.spec_hash()}",
     ]

@@ -75,25 +75,37 @@ def drop_sleep(
     ]
 
 
+# Compose-only variables: launch's own offline switch (a pod downloads the model itself).
+COMPOSE_ONLY_ENV = frozenset({"HF_HUB_OFFLINE"})
+
+
 def cluster_env(agent: Agent) -> tuple[dict[str, str], list[Notice]]:
-    """The spec's env for a pod: secrets go by Secret (never here), dev endpoints stay closed,
-    and a value Compose would read from the user's shell is refused: a pod has no such shell."""
+    """The container environment the compose file gives the agent (`render_compose`'s, so the
+    CPU engine's VLLM_CPU_KVCACHE_SPACE and VLLM_CPU_OMP_THREADS_BIND come along), for a pod:
+    secrets go by Secret (never here), dev endpoints stay closed, and a value Compose would read
+    from the user's shell is refused: a pod has no such shell."""
+    from agent_manager.compose.render import render_compose
+
+    # The architecture only picks the image, never the environment.
+    compose_env = render_compose(agent, machine="x86_64")["services"]["vllm"]["environment"]
     env: dict[str, str] = {}
     notices: list[Notice] = []
-    for key, value in sorted(agent.spec.env.items()):
-        if is_secret_env(key):
+    for key, composed in compose_env.items():
+        if is_secret_env(key) or key in COMPOSE_ONLY_ENV:
             continue
         if key == DEV_MODE_ENV:
-            notices.append(
-                Notice(
-                    agent.name,
-                    f"env.{key}",
-                    "dropped: it opens vLLM's development endpoints (/sleep, /collective_rpc, "
-                    "...) to everything that reaches the pod.",
+            if key in agent.spec.env:
+                notices.append(
+                    Notice(
+                        agent.name,
+                        f"env.{key}",
+                        "dropped: it opens vLLM's development endpoints (/sleep, "
+                        "/collective_rpc, ...) to everything that reaches the pod.",
+                    )
                 )
-            )
-            continue
-        if "${" in value:
+            continue  # with `switch: sleep` alone, drop_sleep reports the mode
+        value = agent.spec.env.get(key)
+        if value is not None and "${" in value:
             var = referenced_var(value)
             refuse(
                 agent,
@@ -103,7 +115,8 @@ def cluster_env(agent: Agent) -> tuple[dict[str, str], list[Notice]]:
                 hint="Write the value itself in the spec, or put it in a Secret and add an "
                 "envFrom to the exported manifest.",
             )
-        env[key] = k8s_literal(value)
+        # Compose's text has every `$` doubled (compose.render.literal); the container sees one.
+        env[key] = k8s_literal(composed.replace("$$", "$"))
     return env, notices
 
 

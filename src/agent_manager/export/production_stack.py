@@ -9,18 +9,23 @@ engine gets the compose file's argv. The router finds each engine's model names 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent_manager.export import limits
 from agent_manager.export.argv import FlagGroup, agent_flags, k8s_literal
 from agent_manager.export.limits import MODEL_MOUNT, Notice
+from agent_manager.export.pod_size import SHM_GIB, PodMemory, bound_cores
 from agent_manager.export.secrets import SecretRef, api_key_secret, hf_token_secret
 from agent_manager.export.yaml_text import commented
 from agent_manager.spec.agents import Agent
-from agent_manager.spec.vllm_args import VLLM_VERSION
+from agent_manager.spec.vllm_args import CONTAINER_PORT, VLLM_VERSION
 
 TARGET = "production-stack"
+# The chart version the values are checked against (tests render it with real `helm template`).
+CHART_VERSION = "0.1.12"
 # What the chart passes itself: the model (from modelURL), --host and --port.
 SET_BY_CHART = frozenset({"model", "port", "host"})
 # Flags the chart emits from a vllmConfig field; the value must fit the schema's type.
@@ -41,6 +46,12 @@ HELM_EXACT_INT_LIMIT = 1_000_000
 DEFAULT_REQUEST_CPU = 6
 DEFAULT_REQUEST_MEMORY = "24Gi"
 MAX_NAME = 40  # `<release>-<name>-engine-service` must stay within 63 characters
+# The chart's own startup probe allows 15 s + 60 x 10 s (~615 s): a big model on a slow link,
+# or a CPU agent compiling, is killed before it is ready and then downloads again. KubeAI gives
+# 3 h (its vLLM pod: 5400 x 2 s); so do we by default (`--startup-timeout`).
+DEFAULT_STARTUP_TIMEOUT_S = 3 * 3600
+PROBE_DELAY_S = 15
+PROBE_PERIOD_S = 10
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,10 @@ class StackOptions:
     request_cpu: int = DEFAULT_REQUEST_CPU
     request_memory: str = DEFAULT_REQUEST_MEMORY
     model_pvc: str | None = None
+    # CPU agents' memory as the planner sizes it (agent name -> PodMemory), read by the caller.
+    cpu_memory: Mapping[str, PodMemory] = field(default_factory=dict)
+    startup_timeout_s: int = DEFAULT_STARTUP_TIMEOUT_S
+    pvc_storage: str | None = None  # a PVC of this size per engine for the HF cache (HF_HOME)
 
 
 @dataclass(frozen=True)
@@ -138,12 +153,19 @@ def model_spec(
         "tag": tag,
         "modelURL": source.repo or f"{MODEL_MOUNT}/{source.subpath}",
         "replicaCount": 1,
-        "requestCPU": options.request_cpu,
-        "requestMemory": options.request_memory,
-        "requestGPU": limits.gpu_count(agent),
     }
+    resources, resource_notes = _resources(agent, options)
+    entry |= resources
+    notices += resource_notes
+    if options.pvc_storage is not None:
+        entry["pvcStorage"] = options.pvc_storage
     if revision:
         entry["modelRevision"] = revision[0].values[0]
+    if limits.engine(agent) == "cpu":
+        # The chart mounts its /dev/shm Memory volume only when tensorParallelSize is set;
+        # without it the CPU engine gets 64 MiB and exits ("Insufficient space in /dev/shm").
+        config.setdefault("tensorParallelSize", 1)
+        entry["shmSize"] = f"{SHM_GIB}Gi"
     entry["vllmConfig"] = config
     entry["hf_token"] = {"secretName": hf_token.name, "secretKey": hf_token.key}
     secrets = [hf_token]
@@ -161,6 +183,53 @@ def model_spec(
     return entry, secrets, notices
 
 
+def _resources(agent: Agent, options: StackOptions) -> tuple[dict[str, Any], list[Notice]]:
+    """GPU agents: the options' CPU and memory requests and one GPU per tensor-parallel rank.
+    CPU agents: the planner's memory as request and limit, whole CPUs as request and limit
+    (the cores an explicit VLLM_CPU_OMP_THREADS_BIND names, else --request-cpu)
+    (a Guaranteed pod, so a static CPU manager can give vLLM's OpenMP threads their own cores),
+    no GPU, and no runtime class (the chart's default, `nvidia`, is refused on CPU nodes)."""
+    if limits.engine(agent) != "cpu":
+        return {
+            "requestCPU": options.request_cpu,
+            "requestMemory": options.request_memory,
+            "requestGPU": limits.gpu_count(agent),
+        }, []
+    planned = options.cpu_memory.get(agent.name)
+    bound, notices = bound_cores(agent)
+    cpus = bound or options.request_cpu
+    memory = planned.quantity if planned is not None else None
+    if memory is None:
+        why = planned.source if planned is not None else "no checkpoint facts were given"
+        memory = options.request_memory
+        notices.append(
+            Notice(
+                agent.name,
+                "engine",
+                f"memory not planned ({why}); the pod gets --request-memory {memory}: it needs "
+                "the weights + ~2 GiB + cpu_kv_cache_gib, raise it if the pod is OOM-killed.",
+            )
+        )
+    return {
+        "requestCPU": cpus,
+        "limitCPU": cpus,
+        "requestMemory": memory,
+        "limitMemory": memory,
+        "requestGPU": 0,
+        "runtimeClassName": "",
+    }, notices
+
+
+def startup_probe(timeout_s: int) -> dict[str, Any]:
+    """The engines' startup probe: /health every 10 s for `timeout_s` after a 15 s delay."""
+    return {
+        "initialDelaySeconds": PROBE_DELAY_S,
+        "periodSeconds": PROBE_PERIOD_S,
+        "failureThreshold": max(1, math.ceil(timeout_s / PROBE_PERIOD_S)),
+        "httpGet": {"path": "/health", "port": CONTAINER_PORT},
+    }
+
+
 def render_values(agents: list[Agent], options: StackOptions) -> StackValues:
     entries: list[dict[str, Any]] = []
     secrets: list[SecretRef] = []
@@ -175,7 +244,11 @@ def render_values(agents: list[Agent], options: StackOptions) -> StackValues:
     if router_key is not None:
         router["vllmApiKey"] = {"secretName": router_key.name, "secretKey": router_key.key}
     values = {
-        "servingEngineSpec": {"enableEngine": True, "modelSpec": entries},
+        "servingEngineSpec": {
+            "enableEngine": True,
+            "startupProbe": startup_probe(options.startup_timeout_s),
+            "modelSpec": entries,
+        },
         "routerSpec": router,
     }
     return StackValues(agents, values, secrets, notices)
@@ -209,11 +282,11 @@ def render_values_text(stack: StackValues) -> str:
     lines = [
         f"vLLM production-stack values generated by agent-manager from agents/: {names} "
         f"(vLLM {VLLM_VERSION}).",
-        "Do not edit: `agent-manager export production-stack` rewrites this file.",
+        f"Do not edit: `agent-manager export {TARGET}` rewrites this file.",
         "Secrets it reads, filled from your shell once (never written here):",
         *(f"  {s.create_command()}" for s in stack.secrets),
         "Install: helm repo add vllm https://vllm-project.github.io/production-stack",
-        "         helm install agents vllm/vllm-stack -f <this file>",
+        f"         helm install agents vllm/vllm-stack --version {CHART_VERSION} -f <this file>",
         f'Clients: base_url="http://agents-router-service/v1"; models: {served}.',
         *(f"Note: {n.line()}" for n in stack.notices),
     ]
