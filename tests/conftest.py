@@ -52,6 +52,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # chat history
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))  # the router's state
     monkeypatch.setenv("AGENT_MANAGER_INSTANCE", f"amtest-{uuid.uuid4().hex[:8]}")
     run_dir = tmp_path / "cwd"
     run_dir.mkdir()

@@ -293,7 +293,8 @@ def test_chat_asks_through_the_router_when_one_runs(
 
     fake = install(monkeypatch)
     view = state_file.RouterView(url="http://127.0.0.1:8080", pid=1, answering=True)
-    monkeypatch.setattr(state_file, "router_view", lambda ws, timeout=2.0: view)
+    monkeypatch.setattr(state_file, "router_view", lambda ws, warn, timeout=2.0: view)
+    monkeypatch.setattr(state_file, "find_router", lambda ws, warn: None)
     endpoint = serving_endpoint(resolve_workspace(workspace), "po", start=True)
     assert endpoint.url == "http://127.0.0.1:8080" and endpoint.model == "po"
     assert not any(op.startswith("up") for op in fake.ops)  # the router starts it

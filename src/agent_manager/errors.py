@@ -6,6 +6,9 @@ what to do, and the exit code (2 for usage mistakes, 1 for runtime failures).
 
 from __future__ import annotations
 
+# The logger on which readers of workspace files warn (the CLI prints each as one line).
+WORKSPACE_WARNINGS = "agent_manager.workspace"
+
 USAGE = 2
 RUNTIME = 1
 

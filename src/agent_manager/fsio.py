@@ -67,8 +67,11 @@ def file_error(error: OSError, path: Path | str, doing: str) -> FileAccessError:
             USAGE,
         )
     if code == errno.ELOOP:
+        # Files we write are opened with O_NOFOLLOW: ELOOP means a link stands there.
         return FileAccessError(
-            f"{path} is a symbolic link that loops.", "Remove the link and re-create it.", USAGE
+            f"{path} is a symbolic link; agent-manager does not write through links.",
+            f"Remove the link (`rm {path}`); agent-manager re-creates the file itself.",
+            USAGE,
         )
     return FileAccessError(
         f"Cannot {doing} {path}: {error.strerror or error}.",
@@ -83,6 +86,23 @@ def write_text_atomic(path: Path, text: str) -> None:
         _write(path, text)
     except OSError as error:
         raise file_error(error, path, "write") from None
+
+
+def write_text_in_place(path: Path, text: str) -> None:
+    """Overwrite `path` in place (for a file others hold open, such as the lock's side
+    file), never through a symbolic link: a link there is refused with a message."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise file_error(error, path, "write") from None
+
+
+def refuse_link(path: Path) -> None:
+    """A link where agent-manager keeps one of its own files is refused, not followed."""
+    if path.is_symlink():
+        raise file_error(OSError(errno.ELOOP, "link"), path, "write")
 
 
 def _write(path: Path, text: str) -> None:

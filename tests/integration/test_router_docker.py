@@ -234,7 +234,9 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(
             router.kill()
         output = router.communicate()[0]
     assert "shutting down" in output
-    assert not (standin_workspace.root / ".agent-manager-router.json").exists()
+    from agent_manager.router.state_file import router_file
+
+    assert not router_file(standin_workspace).exists()
     assert [a for a, state in our_containers() if state == "running"] == ["po"]  # left running
     assert "Router" not in cli("status").stdout
 

@@ -1,5 +1,6 @@
-"""The host's own memory (psutil, imported only here): the plan of a CPU agent, and level-1
-sleepers, which keep their weights in host RAM."""
+"""The host itself (psutil, imported only here): its memory, for the plan of a CPU agent and
+level-1 sleepers (weights in host RAM); a process's start time and listening ports, the proof
+`status` asks of a router before it sends a key."""
 
 from __future__ import annotations
 
@@ -19,3 +20,26 @@ def available_memory_bytes() -> int | None:
     except ImportError:
         return None
     return int(psutil.virtual_memory().available)
+
+
+def process_start(pid: int) -> float | None:
+    """When the process `pid` started (epoch seconds), None if there is none (or it is hidden)."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.Error, OSError):
+        return None
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether the process `pid` itself listens on TCP `port`."""
+    import psutil
+
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return False
+    return any(
+        c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections
+    )

@@ -34,19 +34,18 @@ def serving_endpoint(ws: Workspace, agent: str, start: bool) -> Endpoint:
 
 
 def _through_router(ws: Workspace, endpoint: Endpoint) -> Endpoint | None:
-    from agent_manager.router.state_file import router_view
+    from agent_manager.router.state_file import find_router, router_view
 
-    router = router_view(ws)
+    router = router_view(ws, ui.warn)
     if router is None or not router.answering:
         return None
     ui.info(
         f"{endpoint.agent} is not running; asking it through `agent-manager serve` at "
         f"{router.url}/v1, which starts it."
     )
-    from agent_manager.router.state_file import read_router_file
-
-    info = read_router_file(ws)
-    key_env = info.api_key_env if info is not None else None
+    info = find_router(ws, lambda _: None)
+    # As `status` does: the router's key goes only to a loopback router.
+    key_env = info.api_key_env if info is not None and info.loopback else None
     return replace(endpoint, url=router.url, api_key_env=key_env)
 
 

@@ -4,6 +4,7 @@ libraries (docker, pynvml, huggingface_hub, requests) are imported inside comman
 
 from __future__ import annotations
 
+import logging
 import sys
 from functools import cache
 from pathlib import Path
@@ -27,6 +28,7 @@ from agent_manager.cli import (
 from agent_manager.cli.errors import run_cli, set_debug
 from agent_manager.cli.options import set_home
 from agent_manager.cli.shape import SuggestingGroup, hoist_global_options, set_metavars
+from agent_manager.errors import WORKSPACE_WARNINGS
 
 app = typer.Typer(
     name="agent-manager",
@@ -92,6 +94,24 @@ def command() -> TyperGroup:
     return tree
 
 
+class _WarningLine(logging.Handler):
+    """Warnings of the workspace's readers (a damaged record ignored) as the CLI's own
+    one-line warnings; the modules that notice them know nothing of the console."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from agent_manager import ui
+
+        ui.warn(record.getMessage())
+
+
+def _route_warnings() -> None:
+    logger = logging.getLogger(WORKSPACE_WARNINGS)
+    if not any(isinstance(h, _WarningLine) for h in logger.handlers):
+        logger.addHandler(_WarningLine(logging.WARNING))
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
+    _route_warnings()
     args = hoist_global_options(sys.argv[1:] if argv is None else argv)
     run_cli(lambda: command().main(args=args, prog_name="agent-manager", standalone_mode=False))

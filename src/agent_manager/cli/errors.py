@@ -59,6 +59,11 @@ def run_cli(invoke: Callable[[], object]) -> NoReturn:
         # An OS failure no module turned into words yet: still name the path.
         if debug_enabled():
             raise
+        from agent_manager.adapters.docker_faults import docker_fault, is_docker_fault
+
+        if is_docker_fault(error):  # requests' ConnectionError is an OSError
+            render_error(docker_fault(error))
+            sys.exit(RUNTIME)
         from agent_manager.fsio import file_error
 
         named = file_error(error, error.filename or "a file", "use")
@@ -67,6 +72,11 @@ def run_cli(invoke: Callable[[], object]) -> NoReturn:
     except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
         if debug_enabled():
             raise
+        from agent_manager.adapters.docker_faults import docker_fault, is_docker_fault
+
+        if is_docker_fault(error):
+            render_error(docker_fault(error))
+            sys.exit(RUNTIME)
         render_error(
             AgentManagerError(
                 f"Unexpected error: {type(error).__name__}: {error}",

@@ -180,7 +180,7 @@ def status(json_output: JsonOpt = False) -> None:
 
     ws = workspace()
     report = collect_status(ws)
-    router = router_view(ws)
+    router = router_view(ws, ui.warn)
     if json_output:
         ui.print_json({**report.model_dump(), "router": router.model_dump() if router else None})
         return

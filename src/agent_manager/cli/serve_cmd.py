@@ -55,6 +55,16 @@ def serve(
             help="Environment variable holding the key clients must send (never the key).",
         ),
     ] = None,
+    max_body: Annotated[
+        int,
+        typer.Option("--max-body", min=1, help="Largest request body in MiB (then 413)."),
+    ] = 32,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections", min=1, help="Client connections held at once (then closed)."
+        ),
+    ] = 1000,
     stop_agents_on_exit: Annotated[
         bool,
         typer.Option("--stop-agents-on-exit", help="Stop the running agent when the router exits."),
@@ -68,9 +78,16 @@ def serve(
     Policy and routes: docs/router.md.
     """
     from agent_manager.cli.errors import debug_enabled
-    from agent_manager.router.config import RouterConfig, parse_duration
+    from agent_manager.router.config import RouterConfig, finite_seconds, parse_duration
+    from agent_manager.router.limits import MIB, ClientLimits
     from agent_manager.router.server import serve as run_server
 
+    for option, value in (
+        ("--max-wait", max_wait),
+        ("--drain-timeout", drain_timeout),
+        ("--switch-timeout", switch_timeout),
+    ):
+        finite_seconds(value, option)
     config = RouterConfig(
         host=host,
         port=port,
@@ -81,6 +98,7 @@ def serve(
         switch_timeout_s=switch_timeout,
         api_key_env=api_key_env,
         stop_agents_on_exit=stop_agents_on_exit,
+        limits=ClientLimits(max_body_bytes=max_body * MIB, max_connections=max_connections),
         debug=debug_enabled(),
     )
     raise typer.Exit(run_server(workspace(create=True), config))

@@ -10,6 +10,7 @@ from agent_manager.models.cache_state import CacheState, cache_state
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.endpoint import endpoint_for
 from agent_manager.spec.loader import check_ports, load_agent
+from agent_manager.spec.uniqueness import check_unique_names
 from agent_manager.spec.workspace import Workspace
 
 
@@ -92,8 +93,9 @@ def _loadable(ws: Workspace) -> tuple[list[Agent], dict[str, InvalidSpec]]:
             agents.append(load_agent(ws, name))
         except AgentManagerError as error:
             invalid[name] = InvalidSpec(message=error.message, hint=error.hint)
-    try:
-        check_ports(agents)
-    except AgentManagerError as error:
-        invalid["ports"] = InvalidSpec(message=error.message, hint=error.hint)
+    for check in (check_ports, check_unique_names):
+        try:
+            check(agents)
+        except AgentManagerError as error:
+            invalid[check.__name__] = InvalidSpec(message=error.message, hint=error.hint)
     return agents, invalid

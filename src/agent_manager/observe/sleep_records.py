@@ -8,21 +8,26 @@ the default. A record counts only for the container and spec it was measured wit
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
+from agent_manager.errors import WORKSPACE_WARNINGS
 from agent_manager.fsio import write_text_atomic
 from agent_manager.spec.workspace import Workspace
 from agent_manager.units import GIB
+
+LOG = logging.getLogger(WORKSPACE_WARNINGS)
 
 
 class SleepRecord(BaseModel):
     agent: str
     container_id: str
     spec_hash: str
-    level: int
+    level: Literal[1, 2]  # vLLM's two sleep levels; anything else is a damaged record
     asleep: bool
     since: float  # epoch seconds of the last sleep
     freed_bytes: int | None = None  # vLLM's "Sleep mode freed X GiB"
@@ -48,10 +53,15 @@ def _path(ws: Workspace, agent: str) -> Path:
 
 
 def read_record(ws: Workspace, agent: str) -> SleepRecord | None:
+    path = _path(ws, agent)
     try:
-        return SleepRecord.model_validate(json.loads(_path(ws, agent).read_text("utf-8")))
-    except (OSError, ValueError, ValidationError):
-        return None  # missing or damaged: the defaults apply, nothing is lost
+        return SleepRecord.model_validate(json.loads(path.read_text("utf-8")))
+    except OSError:
+        return None  # none yet: the defaults apply
+    except (ValueError, ValidationError):
+        # Damaged or hand-edited: the defaults apply, nothing is lost; say so once per read.
+        LOG.warning("Ignored the damaged sleep record %s (remove it; it is re-made).", path)
+        return None
 
 
 def write_record(ws: Workspace, record: SleepRecord) -> None:
@@ -75,11 +85,13 @@ def asleep_record(ws: Workspace, agent: str, container_id: str) -> SleepRecord |
 
 
 def new_record(agent: str, container_id: str, spec_hash: str, level: int) -> SleepRecord:
-    return SleepRecord(
-        agent=agent,
-        container_id=container_id,
-        spec_hash=spec_hash,
-        level=level,
-        asleep=True,
-        since=time.time(),
+    return SleepRecord.model_validate(
+        {
+            "agent": agent,
+            "container_id": container_id,
+            "spec_hash": spec_hash,
+            "level": level,
+            "asleep": True,
+            "since": time.time(),
+        }
     )

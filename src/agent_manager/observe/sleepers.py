@@ -68,15 +68,18 @@ def residual_of(ws: Workspace, agent: Agent) -> int:
 def asleep_labels(ws: Workspace, containers: list[AgentContainer] | None = None) -> dict[str, str]:
     """agent → `asleep (level 1, 5.2 GiB in host RAM)` for each agent whose container sleeps.
 
-    Asks Docker only when a record says something sleeps, so `list` stays offline otherwise.
+    Without `containers` (`list`), asks Docker only when a record says something sleeps,
+    so `list` stays offline otherwise.
     """
     records = {
         name: record
         for name in ws.agent_names()
         if (record := sleep_records.read_record(ws, name)) is not None and record.asleep
     }
-    if not records:
+    if not records and containers is None:
         return {}
+    # Given the containers (`status`), the engines are asked even without a record: a sleep
+    # whose record could not be written (a full disk) still sleeps, and must not show "ready".
     if containers is None:
         try:
             containers = docker_adapter.get_docker().list_agent_containers()

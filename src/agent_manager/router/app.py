@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import time
@@ -30,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent_manager.observe.state import AgentState
 from agent_manager.router.catalog import Catalog
 from agent_manager.router.config import RouterConfig
+from agent_manager.router.limits import BodyRefused, parse_json, read_body
 from agent_manager.router.metrics import CONTENT_TYPE, RouterMetrics
 from agent_manager.router.policy import Scheduler
 from agent_manager.router.upstream import Forward, Relay, error_response, new_client
@@ -37,6 +37,7 @@ from agent_manager.router.upstream import Forward, Relay, error_response, new_cl
 LOG = logging.getLogger("agent_manager.router")
 OPEN_PATHS = ("/health",)
 PROXIED = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+FIRST_LOOK_S = 3.0  # a hung Docker must not hold the router's start
 
 
 class Switcher(Protocol):
@@ -121,7 +122,8 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
         client = new_client()
         core.relay = Relay(core.scheduler, core.metrics, client, debug=config.debug)
         with contextlib.suppress(Exception):  # Docker slow or down: the watch tries again
-            core.scheduler.observe_running(await switcher.running(), core.scheduler.generation())
+            running = await asyncio.wait_for(switcher.running(), FIRST_LOOK_S)
+            core.scheduler.observe_running(running, core.scheduler.generation())
         tasks = [
             asyncio.create_task(core.scheduler.run()),
             asyncio.create_task(core.scheduler.watch(switcher.running, config.watch_period_s)),
@@ -187,14 +189,18 @@ class _Proxy:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.monotonic()
-        body = await _body(receive)
-        if body is None:  # the client left before it sent the whole body: nobody to answer
-            return
         agent, status = "-", 400
         try:
-            payload = json.loads(body)
-        except ValueError:
-            payload = None
+            body = await read_body(receive, scope["headers"], self.core.config.limits)
+            if body is None:  # the client left before it sent the whole body: nobody to answer
+                return
+            payload = parse_json(body)
+        except BodyRefused as refused:
+            status = refused.status
+            await error_response(status, refused.message, "BadRequestError")(scope, receive, send)
+            self.core.metrics.requests.labels(agent, str(status)).inc()
+            LOG.info("POST %s refused: %d %s", self.path, status, refused.message)
+            return
         model = payload.get("model") if isinstance(payload, dict) else None
         if not isinstance(model, str):
             message = "The body must be a JSON object with a 'model' naming an agent."
@@ -250,18 +256,6 @@ class _Front:
             if not started:
                 message = "The router failed on this request; see its log."
                 await error_response(500, message, "InternalServerError")(scope, receive, send)
-
-
-async def _body(receive: Receive) -> bytes | None:
-    """The whole request body, or None if the client disconnected first."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 class _RequireKey:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent_manager.errors import UsageError
+from agent_manager.router.limits import ClientLimits
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+MIN_KEY_CHARS = 16  # off loopback, a key anyone could guess in a few tries protects nothing
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class RouterConfig:
     stop_agents_on_exit: bool = False
     debug: bool = False
     watch_period_s: float = 2.0  # how often Docker is asked what runs
+    limits: ClientLimits = field(default_factory=ClientLimits)
 
     @property
     def api_key(self) -> str | None:
@@ -47,6 +51,20 @@ def parse_duration(text: str, option: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
+MAX_SECONDS = 7 * 24 * 3600.0
+
+
+def finite_seconds(value: float, option: str) -> float:
+    """A number of seconds from the command line: `inf` and `nan` pass Click's `min=` check
+    but break every timer downstream."""
+    if not math.isfinite(value) or value > MAX_SECONDS:
+        raise UsageError(
+            f"{option} {value} is not a number of seconds the router can wait.",
+            hint=f"Give a finite number of seconds, at most {MAX_SECONDS:.0f} (a week).",
+        )
+    return value
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -63,10 +81,19 @@ def check_exposure(config: RouterConfig) -> None:
             f"--api-key-env names {config.api_key_env}, but {config.api_key_env} is not set.",
             hint=f"export {config.api_key_env}=<a secret key> (clients send it as their API key).",
         )
-    if not is_loopback(config.host) and not config.api_key:
+    if is_loopback(config.host):
+        return
+    key = config.api_key
+    if not key:
         raise UsageError(
             f"Refusing to serve on {config.host} without an API key: anyone who can reach this "
             "machine could use (and switch) your agents.",
             hint="Add --api-key-env VAR naming a set variable holding a secret key, or keep the "
             "default --host 127.0.0.1.",
+        )
+    if len(key.strip()) < MIN_KEY_CHARS:
+        raise UsageError(
+            f"Refusing to serve on {config.host} with a weak key: {config.api_key_env} holds "
+            f"fewer than {MIN_KEY_CHARS} characters (blanks aside).",
+            hint=f"Set {config.api_key_env} to a long random secret, e.g. `openssl rand -hex 24`.",
         )

@@ -28,9 +28,10 @@ class WaitTimedOut(RouterError):
 class SwitchFailed(RouterError):
     """The agent did not start; every request queued for it gets this diagnosis."""
 
-    def __init__(self, agent: str, summary: str, fix: str | None):
+    def __init__(self, agent: str, summary: str, fix: str | None, kept: bool = False):
         text = f"{agent} did not start: {summary}"
         super().__init__(f"{text} {fix}" if fix else text)
+        self.kept = kept  # Docker failed the switch: the running agent is left serving
         self.agent = agent
         self.summary = summary
         self.fix = fix

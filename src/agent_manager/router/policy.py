@@ -295,8 +295,9 @@ class Scheduler:
                 else SwitchFailed(agent, str(error) or type(error).__name__, None)
             )
             # The core stops the old agent before it starts the new one: nothing is known to
-            # run now; the Docker watch corrects this if the old one survived.
-            self.active = None
+            # run, unless Docker failed the switch (then the relay finds out if it answers).
+            if not failure.kept:
+                self.active = None
             self._record(agent, start, ok=False, message=failure.message)
             for waiter in [w for w in self._waiting if w.agent == agent]:
                 self._waiting.remove(waiter)

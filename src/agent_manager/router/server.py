@@ -24,15 +24,23 @@ LOG = logging.getLogger("agent_manager.router")
 
 
 def serve(ws: Workspace, config: RouterConfig) -> int:
+    """One router per workspace: claimed (or refused) before anything else happens."""
+    from agent_manager.router.state_file import router_claim
+
+    check_exposure(config)
+    with router_claim(ws, config.host, config.port, config.api_key_env):
+        return _serve(ws, config)
+
+
+def _serve(ws: Workspace, config: RouterConfig) -> int:
     from agent_manager.adapters import compose as compose_adapter
     from agent_manager.adapters import docker as docker_adapter
     from agent_manager.adapters.http import base_url
     from agent_manager.router.app import build_app
     from agent_manager.router.catalog import Catalog, workspace_targets
-    from agent_manager.router.state_file import remove_router_file, write_router_file
+    from agent_manager.router.limits import protocol_for
     from agent_manager.router.switcher import DockerSwitcher
 
-    check_exposure(config)
     catalog = Catalog(lambda: workspace_targets(ws))  # a broken spec refuses to start here
     if not catalog.targets():
         raise UsageError(
@@ -53,6 +61,8 @@ def serve(ws: Workspace, config: RouterConfig) -> int:
             host=config.host,
             port=config.port,
             access_log=False,  # our own line per request, without bodies
+            http=protocol_for(config.limits),
+            timeout_keep_alive=max(1, round(config.limits.keepalive_s)),
             timeout_graceful_shutdown=int(config.drain_timeout_s),
             log_level="info",
             lifespan="on",
@@ -61,12 +71,10 @@ def serve(ws: Workspace, config: RouterConfig) -> int:
     )
     url = base_url(config.host, config.port)
     LOG.info("agent-manager router on %s/v1 (agents: %s)", url, ", ".join(catalog.names()))
-    write_router_file(ws, url, config.api_key_env)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
-        remove_router_file(ws)
     if config.stop_agents_on_exit:
         _stop_agents(ws)
     return 0

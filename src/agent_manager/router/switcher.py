@@ -21,6 +21,8 @@ from agent_manager.spec.workspace import Workspace
 
 LOG = logging.getLogger("agent_manager.router")
 T = TypeVar("T")
+DOCKER_ASK_S = 3.0  # `docker version` answers in milliseconds when the engine is well
+DOCKER_LOOK_S = 15.0  # the watch's listing and sleep probes
 
 
 async def in_thread(work: Callable[[], T]) -> T:
@@ -61,9 +63,31 @@ class DockerSwitcher:
         self.timeout_s = timeout_s
 
     async def switch_to(self, agent: str) -> None:
+        await self._docker_answers(agent)
         await in_thread(lambda: self._launch(agent))
 
+    async def _docker_answers(self, agent: str) -> None:
+        """Ask Docker first, briefly: a gone or hung engine fails the switch before anything
+        is stopped, in seconds rather than docker-py's 30, and the running agent serves on."""
+        from agent_manager.adapters.containers import DOCKER_DOWN_HINT
+        from agent_manager.adapters.docker import get_docker
+        from agent_manager.adapters.docker_faults import DOCKER_SILENT
+
+        try:
+            await asyncio.wait_for(in_thread(lambda: get_docker().engine_info()), DOCKER_ASK_S)
+        except Exception as error:  # noqa: BLE001 - whatever docker-py raises, Docker is out
+            why = (
+                f"no answer in {DOCKER_ASK_S:.0f} s"
+                if isinstance(error, asyncio.TimeoutError)
+                else type(error).__name__
+            )
+            LOG.error("%s did not start: %s (%s)", agent, DOCKER_SILENT, why)
+            raise SwitchFailed(
+                agent, f"{DOCKER_SILENT} ({why}).", DOCKER_DOWN_HINT, kept=True
+            ) from None
+
     def _launch(self, agent: str) -> None:
+        from agent_manager.adapters.docker_faults import docker_fault, is_docker_fault
         from agent_manager.switch.context import LaunchEvents, LaunchFailed, LaunchOptions
         from agent_manager.switch.core import switch_to
 
@@ -80,6 +104,12 @@ class DockerSwitcher:
         except AgentManagerError as error:
             LOG.error("%s did not start: %s", agent, error.message)
             raise SwitchFailed(agent, error.message, error.hint) from None
+        except Exception as error:
+            if not is_docker_fault(error):
+                raise
+            fault = docker_fault(error)
+            LOG.error("%s did not start: %s", agent, fault.message)
+            raise SwitchFailed(agent, fault.message, fault.hint, kept=True) from None
         LOG.info("%s is ready in %.1f s", agent, result.seconds)
 
     async def stop(self, agent: str) -> None:
@@ -100,7 +130,9 @@ class DockerSwitcher:
             raise
 
     async def running(self) -> str | None:
-        awake, self._asleep = await in_thread(lambda: awake_and_asleep(self.ws))
+        """Bounded: a hung Docker leaves the watch believing what it believed."""
+        look = in_thread(lambda: awake_and_asleep(self.ws))
+        awake, self._asleep = await asyncio.wait_for(look, DOCKER_LOOK_S)
         return awake
 
     def asleep(self) -> frozenset[str]:

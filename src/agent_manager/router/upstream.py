@@ -8,6 +8,7 @@ buffered. A client that disconnects closes the upstream connection, so vLLM abor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -28,7 +29,7 @@ from agent_manager.router.network import UpstreamTransport
 from agent_manager.router.policy import Scheduler, Ticket
 
 LOG = logging.getLogger("agent_manager.router")
-FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "user-agent")
+FORWARDED_REQUEST_HEADERS = (b"content-type", b"accept", b"user-agent")
 FORWARDED_RESPONSE_HEADERS = ("content-type",)
 _RETRY = -1  # the agent refused the connection before anything was sent: ask again
 CLIENT_GONE = 499  # nginx's "client closed request", for the log and metrics only
@@ -100,13 +101,15 @@ class Relay:
         target = forward.target
         for attempt in (1, 2):
             try:
-                ticket = await self.scheduler.acquire(target.agent)
+                ticket = await self._acquire(target.agent, receive)
             except RouterError as error:
                 response = error_response(
                     error.status, error.message, error.kind, error.retry_after
                 )
                 await response(scope, receive, send)
                 return error.status
+            if ticket is None:
+                return CLIENT_GONE  # left while it waited: dropped from the queue
             try:
                 status = await self._exchange(ticket, forward, scope, receive, send)
             finally:
@@ -121,6 +124,25 @@ class Relay:
         hint = f" See `agent-manager status` and `agent-manager logs {target.agent}`."
         await error_response(503, message + hint, "ServiceUnavailableError")(scope, receive, send)
         return 503
+
+    async def _acquire(self, agent: str, receive: Receive) -> Ticket | None:
+        """A ticket for `agent`; None if the client disconnected while it waited (its place in
+        the queue is given up, so it never drives a switch)."""
+        scheduler = self.scheduler
+        if scheduler.active == agent and scheduler.busy is None and not scheduler.queue_depths():
+            return await scheduler.acquire(agent)  # admitted at once: nothing to watch
+        acquiring = asyncio.ensure_future(scheduler.acquire(agent))
+        watcher = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await asyncio.wait({acquiring, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+        if acquiring.done():
+            return acquiring.result()
+        acquiring.cancel()  # the scheduler forgets the waiter (or releases a late ticket)
+        with contextlib.suppress(asyncio.CancelledError, RouterError):
+            await acquiring
+        return None
 
     async def _exchange(
         self, ticket: Ticket, forward: Forward, scope: Scope, receive: Receive, send: Send
@@ -175,7 +197,9 @@ class Relay:
         self.metrics.upstream_seconds.labels(target.agent).observe(time.monotonic() - start)
         kept = {k: v for k, v in upstream.headers.items() if k in FORWARDED_RESPONSE_HEADERS}
         try:
-            if upstream.headers.get("content-type", "").startswith("text/event-stream"):
+            # An HTTP/1.0 client cannot read chunks: it gets the whole stream as one body.
+            event_stream = upstream.headers.get("content-type", "").startswith("text/event-stream")
+            if event_stream and scope.get("http_version") != "1.0":
                 stream = StreamingResponse(
                     _chunks(upstream, target.agent), upstream.status_code, headers=kept
                 )
@@ -191,6 +215,11 @@ class Relay:
             with anyio.CancelScope(shield=True):
                 await upstream.aclose()  # closing the connection is how vLLM learns to abort
         return upstream.status_code
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _cancel_on_disconnect(
@@ -218,14 +247,15 @@ def _url(base: str, path: str) -> httpx.URL:
     return httpx.URL(base + path)
 
 
-def _upstream_headers(scope: Scope, target: Target) -> dict[str, str]:
-    """The client's content headers; never its Authorization (that is the router's key)."""
-    headers = {"accept-encoding": "identity"}
+def _upstream_headers(scope: Scope, target: Target) -> list[tuple[bytes, bytes]]:
+    """The client's content headers, as the bytes it sent (obs-text such as a non-ASCII
+    User-Agent is legal HTTP; as text it made httpx raise); never its Authorization (that is
+    the router's key)."""
+    headers = [(b"accept-encoding", b"identity")]
     for raw_name, raw_value in scope["headers"]:
-        name = raw_name.decode("latin-1").lower()
-        if name in FORWARDED_REQUEST_HEADERS:
-            headers[name] = raw_value.decode("latin-1")
+        if raw_name.lower() in FORWARDED_REQUEST_HEADERS:
+            headers.append((raw_name.lower(), raw_value))
     key = target.api_key
     if key:
-        headers["authorization"] = f"Bearer {key}"
+        headers.append((b"authorization", f"Bearer {key}".encode()))
     return headers

@@ -16,6 +16,7 @@ from agent_manager.fsio import file_error
 from agent_manager.spec.agents import Agent, Engine, parse_spec
 from agent_manager.spec.engine_choice import MachineEngines, machine_engines, resolve_engine
 from agent_manager.spec.settings import load_settings
+from agent_manager.spec.uniqueness import check_unique_names
 from agent_manager.spec.workspace import Workspace
 from agent_manager.spec.yaml_load import MAX_SPEC_BYTES, check_spec_size
 
@@ -85,10 +86,11 @@ def load_agents(
     engine: Engine | None = None,
     machine: Callable[[], MachineEngines] = machine_engines,
 ) -> list[Agent]:
-    """Load the named agents (all by default), and check what no single file can: ports."""
+    """Load the named agents (all by default), and check what no single file can: ports, names."""
     agents = [load_agent(ws, name, engine, machine) for name in ws.resolve_agents(names)]
     if names is None:
         check_ports(agents)
+        check_unique_names(agents)
         return agents
     # Named agents are checked against every other spec that loads; a broken spec elsewhere
     # is reported when it is used, not here.
@@ -101,6 +103,7 @@ def load_agents(
         except AgentManagerError:
             continue
     check_ports(agents + others)
+    check_unique_names(agents + others)
     return agents
 
 

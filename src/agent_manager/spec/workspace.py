@@ -258,6 +258,6 @@ def init_workspace(root: Path, source: str = "agent-manager init") -> Workspace:
         agents.mkdir(parents=True, exist_ok=True)
         for spec in sorted(default_specs_dir().glob("*.yaml")):
             target = agents / spec.name
-            if not target.exists():
+            if not os.path.lexists(target):  # a link there is left alone, not written through
                 shutil.copyfile(spec, target)
     return _checked(Workspace(root.resolve(), source))

@@ -21,6 +21,7 @@ from agent_manager.adapters import host as host_adapter
 from agent_manager.adapters import http as http_adapter
 from agent_manager.adapters.docker import AgentContainer
 from agent_manager.diagnosis.sleep_log import last_sleep_measure, weights_bytes_from_log
+from agent_manager.errors import AgentManagerError
 from agent_manager.observe import sleep_records
 from agent_manager.observe.sleepers import (
     DEFAULT_RESIDUAL_BYTES,
@@ -111,6 +112,30 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
     before = container_gpu_bytes(container.id)
     seconds = put_to_sleep(other.url, agent.name, level)
     _confirm_drop(agent.name, container.id, before)
+    try:
+        kept, ram = _record_sleep(ws, other, level, weights, sleeping)
+    except (AgentManagerError, OSError) as error:
+        # Asleep but unrecorded, a wake would not know its level: wake it back now, and
+        # the caller stops it (cold switch) rather than leave nothing awake.
+        why = error.message if isinstance(error, AgentManagerError) else str(error)
+        key = api_key_from(agent.spec.api_key_env)
+        try:
+            wake(other.url, agent.name, agent.served_name, level, key, WAKE_TIMEOUT_S[level])
+            back = "woke it back"
+        except SleepFailed:
+            back = "waking it back failed too"
+        raise SleepFailed(f"{agent.name} fell asleep, but {why} ({back}).") from None
+    say(
+        f"Put {agent.name} to sleep (level {level}) in {seconds:.2f} s; it keeps "
+        f"{kept / GIB:.1f} GiB of GPU memory{ram}."
+    )
+
+
+def _record_sleep(
+    ws: Workspace, other: SleepAgent, level: int, weights: int | None, sleeping: list[str]
+) -> tuple[int, str]:
+    """Write what vLLM says the sleep freed; (bytes kept on the GPU, host-RAM clause)."""
+    container, agent = other.container, other.agent
     record = sleep_records.new_record(agent.name, container.id, agent.spec_hash(), level)
     record.weights_bytes = weights
     measure = last_sleep_measure(docker_adapter.get_docker().log_lines(container.id, tail=50))
@@ -122,10 +147,7 @@ def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) 
     sleep_records.write_record(ws, record)
     kept = record.residual_bytes or DEFAULT_RESIDUAL_BYTES
     ram = f" and {record.host_ram_bytes / GIB:.1f} GiB in host RAM" if record.host_ram_bytes else ""
-    say(
-        f"Put {agent.name} to sleep (level {level}) in {seconds:.2f} s; it keeps "
-        f"{kept / GIB:.1f} GiB of GPU memory{ram}."
-    )
+    return kept, ram
 
 
 def wake_target(

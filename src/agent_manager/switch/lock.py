@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent_manager.errors import LaunchError
+from agent_manager.fsio import refuse_link, write_text_in_place
 
 POLL_S = 0.05
 
@@ -75,6 +76,9 @@ def workspace_lock(
     from filelock import FileLock, Timeout
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    note = holder_path(path)
+    refuse_link(path)
+    refuse_link(note)
     lock = FileLock(str(path), mode=0o644)
     try:
         lock.acquire(timeout=0)
@@ -90,11 +94,12 @@ def workspace_lock(
                 hint="Wait for it to end, or stop it with Ctrl-C in its terminal; "
                 "raise --timeout to wait longer.",
             ) from None
-    note = holder_path(path)
     try:
         record = {"pid": os.getpid(), "agent": agent, "command": command, "since": time.time()}
-        note.write_text(json.dumps(record), encoding="utf-8")
+        write_text_in_place(note, json.dumps(record))
         yield
     finally:
-        note.write_text("", encoding="utf-8")
-        lock.release()
+        try:
+            write_text_in_place(note, "")
+        finally:
+            lock.release()
