@@ -7,8 +7,12 @@
 #   BUDGET_S=420 EAGER=false scripts/gpu_smoke.sh
 #
 # Steps: launch small (cold), switch to medium --cold, switch back (small cold, medium asleep),
-# then hot switches both ways, a chat on each, direct sleep/wake timings at levels 1 and 2, and
-# vLLM's own "Sleep mode freed X GiB memory, Y GiB memory is still in use." lines.
+# then hot switches both ways, a chat on each; then on medium directly: the drain (a request in
+# flight survives /sleep?mode=wait), the level-2 wake in vLLM's order (tags=weights ->
+# reload_weights -> tags=kv_cache, every answer checked, a greedy one-token probe equal before
+# and after), the host RAM a level-1 sleeper holds (vLLM's "CuMemAllocator: sleep freed ...
+# backed up in CPU" line, the container's RSS, and what status/list show), and vLLM's own
+# "Sleep mode freed X GiB memory, Y GiB memory is still in use." lines.
 # The whole run stays under BUDGET_S (default 450 s, i.e. 7.5 minutes): each step gets only
 # what is left, and everything it started is stopped on exit. Target: hot switch <= 2 s.
 set -euo pipefail
@@ -118,27 +122,60 @@ timeout 30 "$AM" chat medium "Reply with one word: ready?" --max-tokens 8 --no-s
 echo "== status"
 "$AM" status
 
-echo "== direct sleep/wake timings on medium (port $PORT_MEDIUM)"
+echo "== direct sleep/wake on medium (port $PORT_MEDIUM): drain, level-2 order, answers checked"
 URL=http://127.0.0.1:$PORT_MEDIUM
-timed() {  # label curl-args...
-  local label=$1 t0 t1
-  shift
+timed() {  # label expected-substring curl-args...: prints the time, dies on a wrong answer
+  local label=$1 want=$2 t0 t1 body
+  shift 2
   t0=$(now)
-  curl -fsS -m 120 "$@" >/dev/null
+  body=$(curl -fsS -m 120 "$@") || die "$label: HTTP error"
   t1=$(now)
-  printf '%-34s %6s s\n' "$label" "$(secs "$t0" "$t1")"
+  [[ -z $want || $body == *"$want"* ]] || die "$label answered $body (expected $want)"
+  printf '%-44s %6s s  %s\n' "$label" "$(secs "$t0" "$t1")" "$body"
 }
-for level in 1 2; do
-  need_time 15 "sleep level $level"
-  timed "sleep level $level" -X POST "$URL/sleep?level=$level"
-  timed "wake_up" -X POST "$URL/wake_up"
-  if [[ $level == 2 ]]; then
-    timed "collective_rpc reload_weights" -X POST "$URL/collective_rpc" \
-      -H 'Content-Type: application/json' -d '{"method":"reload_weights"}'
-    timed "reset_prefix_cache" -X POST "$URL/reset_prefix_cache"
-  fi
-done
+probe() {  # one greedy token, as the hot switch's check after a level-2 wake
+  curl -fsS -m 60 "$URL/v1/completions" -H 'Content-Type: application/json' \
+    -d "{\"model\":\"medium\",\"prompt\":\"The capital of France is\",\"max_tokens\":1,\"temperature\":0}" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])'
+}
+need_time 30 "drain"
+# Drain: a long generation in flight, then /sleep?mode=wait: it must finish, not be aborted.
+curl -fsS -m 120 "$URL/v1/completions" -H 'Content-Type: application/json' \
+  -d '{"model":"medium","prompt":"Count to two hundred:","max_tokens":400,"min_tokens":400,"temperature":0}' \
+  >"$WS/inflight.json" &
+INFLIGHT=$!
+sleep 1
+timed "sleep level 1 mode=wait (drains)" '"sleeping"' -X POST "$URL/sleep?level=1&mode=wait"
+wait "$INFLIGHT" || die "the in-flight request failed during a mode=wait sleep"
+python3 - "$WS/inflight.json" <<'PY' || die "the in-flight request was cut by the sleep"
+import json, sys
+r = json.load(open(sys.argv[1]))["choices"][0]
+print(f"in-flight request during the sleep: finish_reason={r['finish_reason']}")
+sys.exit(r["finish_reason"] not in ("length", "stop"))
+PY
+timed "wake_up (level 1)" '"awake"' -X POST "$URL/wake_up"
+BEFORE=$(probe)
+need_time 30 "level 2"
+timed "sleep level 2 mode=wait" '"sleeping"' -X POST "$URL/sleep?level=2&mode=wait"
+timed "wake_up?tags=weights (still sleeping)" '"sleeping"' -X POST "$URL/wake_up?tags=weights"
+timed "is_sleeping (scheduler still paused)" '"is_sleeping":true' "$URL/is_sleeping"
+timed "collective_rpc reload_weights" '"results"' -X POST "$URL/collective_rpc" \
+  -H 'Content-Type: application/json' -d '{"method":"reload_weights"}'
+timed "wake_up?tags=kv_cache (awake)" '"awake"' -X POST "$URL/wake_up?tags=kv_cache"
+timed "is_sleeping" '"is_sleeping":false' "$URL/is_sleeping"
+AFTER=$(probe)
+echo "greedy probe before level 2: '$BEFORE', after: '$AFTER'"
+[[ $BEFORE == "$AFTER" ]] || die "the level-2 reload answers differently: '$BEFORE' vs '$AFTER'"
 timeout 30 "$AM" chat medium "Reply with one word: ready?" --max-tokens 8 --no-stream
+
+echo "== host RAM of a level-1 sleeper (CuMemAllocator line, container RSS, status)"
+need_time 20 "host RAM"
+launch small                  # medium falls asleep (level 1): its weights go to pinned host RAM
+CID=$(docker ps -q --filter "label=com.docker.compose.project=gpu-smoke-$$-medium" | head -1)
+[[ -n $CID ]] && docker stats --no-stream --format 'medium container RSS: {{.MemUsage}}' "$CID"
+"$AM" logs medium 2>/dev/null | grep -E "CuMemAllocator: sleep freed" | tail -1 || true
+"$AM" status
+"$AM" list
 
 echo "== vLLM's sleep lines"
 for agent in small medium; do

@@ -115,3 +115,49 @@ def test_list_shows_a_cpu_agents_kv_space_instead_of_a_gpu_fraction(
     assert rows["po"]["model"] == "Qwen/Qwen2.5-1.5B-Instruct"  # the spec's cpu: block
     assert rows["architect"]["engine"] == "cuda" and rows["architect"]["cpu_kv_cache_gib"] is None
     assert "cpu, 4 GiB KV" in cli("list").stdout
+
+
+def test_launch_engine_cpu_of_a_sleep_agent_says_it_switches_cold_and_renders_no_sleep(
+    workspace: Path, fake: FakeDocker
+) -> None:
+    spec = workspace / "agents" / "po.yaml"
+    spec.write_text(spec.read_text() + "switch: sleep\n")
+    said = run(workspace, "po", engine="cpu")
+    notices = [line for line in said if "no sleep mode" in line]
+    assert notices == [
+        "po: `--engine cpu` was asked for, and vLLM's CPU engine has no sleep mode "
+        '("Sleep mode is not supported on current platform"); it switches cold.'
+    ]
+    compose = yaml.safe_load((workspace / "compose" / "docker-compose-po.yml").read_text())
+    service = compose["services"]["vllm"]
+    assert "--enable-sleep-mode" not in service["command"]
+    assert "VLLM_SERVER_DEV_MODE" not in service["environment"]
+    assert fake.running() == ["po"]
+
+
+def test_a_workspace_default_sleep_makes_a_cpu_agent_cold_with_a_notice(
+    workspace: Path, fake: FakeDocker
+) -> None:
+    (workspace / "agent-manager.yaml").write_text("defaults: {switch: sleep}\n")
+    spec = workspace / "agents" / "po.yaml"
+    spec.write_text(spec.read_text().replace("engine: auto", "engine: cpu"))
+    said = run(workspace, "po")
+    assert [line for line in said if "no sleep mode" in line] == [
+        "po: 'switch: sleep' comes from the workspace defaults in agent-manager.yaml, and "
+        "vLLM's CPU engine has no sleep mode (\"Sleep mode is not supported on current "
+        'platform"); it switches cold.'
+    ]
+
+
+def test_auto_on_a_machine_without_gpu_turns_a_sleep_agent_cold_and_says_why(
+    workspace: Path, fake: FakeDocker
+) -> None:
+    engine_choice.set_machine_probe(lambda: NO_GPU)
+    (workspace / "agent-manager.yaml").write_text("defaults: {switch: sleep}\n")
+    said = run(workspace, "po")
+    assert [line for line in said if "no sleep mode" in line] == [
+        "po: engine: auto found no NVIDIA GPU runtime, and vLLM's CPU engine has no sleep mode "
+        '("Sleep mode is not supported on current platform"); it switches cold.'
+    ]
+    compose = (workspace / "compose" / "docker-compose-po.yml").read_text()
+    assert "--enable-sleep-mode" not in compose

@@ -136,8 +136,10 @@ def test_a_measured_share_subtracts_the_other_sleepers_with_a_floor() -> None:
 
 def test_the_status_label_says_level_and_host_ram() -> None:
     record = new_record("po", "c1", "h", 1)
-    record.weights_bytes = int(5.2 * GIB)
-    assert record.label() == "asleep (level 1, 5.2 GiB in host RAM)"
+    record.host_ram_bytes, record.host_ram_measured = int(9.8 * GIB), True
+    assert record.label() == "asleep (level 1, 9.8 GiB in host RAM)"
+    record.host_ram_measured = False
+    assert record.label() == "asleep (level 1, ~9.8 GiB in host RAM (estimate))"
     assert new_record("po", "c1", "h", 2).label() == "asleep (level 2, weights reloaded on wake)"
 
 
@@ -148,9 +150,10 @@ def test_too_little_host_ram_falls_back_to_level_2_with_the_numbers() -> None:
     level, why = choose_sleep_level("architect", 1, int(9.3 * GIB), 6 * GIB)
     assert level == 2
     assert why == (
-        "architect: sleep level 1 would move 9.3 GiB of weights to host RAM, but only 6.0 GiB "
-        "is available (2.0 GiB kept for the system), short by 5.3 GiB; sleeping at level 2 "
-        "instead (its weights are reloaded from disk on wake)."
+        "architect: sleep level 1 would hold 9.3 GiB in host RAM (its weights in pinned, "
+        "power-of-two rounded blocks), but only 6.0 GiB is available (2.0 GiB kept for the "
+        "system), short by 5.3 GiB; sleeping at level 2 instead (its weights are reloaded "
+        "from disk on wake)."
     )
     assert choose_sleep_level("architect", 1, int(9.3 * GIB), 64 * GIB) == (1, None)
     assert choose_sleep_level("architect", 2, int(9.3 * GIB), 1 * GIB) == (2, None)
@@ -202,35 +205,38 @@ def test_the_standin_serves_sleep_endpoints_only_in_sleep_and_dev_mode() -> None
 
 def test_sleep_and_a_level_2_wake_reload_the_weights_and_log_like_vllm() -> None:
     with run_standin(SLEEP_ARGS, env=DEV_MODE) as vllm:
-        put_to_sleep(vllm.url, "po", 2, timeout=5)
+        put_to_sleep(vllm.url, "po", 2, print, timeout=5)
         assert requests.get(vllm.url + "/is_sleeping", timeout=5).json()["is_sleeping"] is True
-        wake(vllm.url, "po", "po", 2, None, timeout=5)
+        wake(vllm.url, "po", "po", 2, None, print, timeout=5)
         counts = requests.get(vllm.url + "/standin/counts", timeout=5).json()
         log = vllm.output()
-    assert counts == {"loads": 1, "reloads": 1, "sleeps": 1, "wakes": 1}
+    assert counts["reloads"] == counts["sleeps"] == counts["wakes"] == 1
+    assert counts["garbage"] == 0
     assert "Sleep mode freed 11.54 GiB memory, 0.61 GiB memory is still in use." in log
-    assert "Successfully reset prefix cache" in log
+    assert "wake up the engine with tags: ['weights']" in log
+    assert "wake up the engine with tags: ['kv_cache']" in log
+    assert log.index("Loading weights took") < log.index("tags: ['kv_cache']")
 
 
 def test_a_failed_wake_is_a_sleep_failure_with_the_servers_words() -> None:
     with run_standin(SLEEP_ARGS, env={**DEV_MODE, "STANDIN_WAKE_FAIL": "error"}) as vllm:
-        put_to_sleep(vllm.url, "po", 1, timeout=5)
+        put_to_sleep(vllm.url, "po", 1, print, timeout=5)
         with pytest.raises(SleepFailed) as failed:
-            wake(vllm.url, "po", "po", 1, None, timeout=5)
+            wake(vllm.url, "po", "po", 1, None, print, timeout=5)
     assert failed.value.message.startswith("po did not wake up: /wake_up answered HTTP 500")
 
 
 def test_a_server_without_sleep_mode_is_said_so() -> None:
     with run_standin(SLEEP_ARGS[:-1]) as vllm, pytest.raises(SleepFailed) as failed:
-        put_to_sleep(vllm.url, "po", 1, timeout=5)
+        put_to_sleep(vllm.url, "po", 1, print, timeout=5)
     assert "does not run in sleep mode" in failed.value.message
 
 
 def test_a_wake_that_hangs_is_cut_at_its_timeout() -> None:
     with run_standin(SLEEP_ARGS, env={**DEV_MODE, "STANDIN_WAKE_FAIL": "hang"}) as vllm:
-        put_to_sleep(vllm.url, "po", 1, timeout=5)
+        put_to_sleep(vllm.url, "po", 1, print, timeout=5)
         with pytest.raises(SleepFailed) as failed:
-            wake(vllm.url, "po", "po", 1, None, timeout=0.5)
+            wake(vllm.url, "po", "po", 1, None, print, timeout=0.5)
     assert failed.value.message == "po did not wake up: /wake_up did not answer within 0.5 s."
 
 

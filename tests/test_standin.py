@@ -201,8 +201,8 @@ def test_each_failure_prints_vllms_text_and_exits_1(kind: str, expected: str) ->
     assert ("EngineCore failed to start." in result.stdout) is engine_died
 
 
-def test_sigterm_lets_a_running_stream_finish() -> None:
-    with run_standin([MODEL], {"STANDIN_TOKENS_PER_SECOND": "40"}) as vllm:
+def _stream_then_sigterm(args: list[str]) -> tuple[str, list[str], int]:
+    with run_standin(args, {"STANDIN_TOKENS_PER_SECOND": "40"}) as vllm:
         answer = requests.post(
             f"{vllm.url}/v1/completions",
             json={"model": MODEL, "prompt": "once", "max_tokens": 20, "stream": True},
@@ -213,11 +213,21 @@ def test_sigterm_lets_a_running_stream_finish() -> None:
         first = next(line for line in lines if line)
         vllm.proc.terminate()
         rest = [line for line in lines if line]
-        code = vllm.proc.wait(10)
+        return first, rest, vllm.proc.wait(10)
 
+
+def test_sigterm_with_a_shutdown_timeout_lets_a_running_stream_finish() -> None:
+    first, rest, code = _stream_then_sigterm([MODEL, "--shutdown-timeout", "10"])
     assert first.startswith("data: ")
     assert rest[-1] == "data: [DONE]"
     assert len(rest) == 20  # 19 more words, then [DONE]
+    assert code == 0
+
+
+def test_sigterm_without_a_shutdown_timeout_aborts_the_stream_like_vllm_033() -> None:
+    first, rest, code = _stream_then_sigterm([MODEL])
+    assert first.startswith("data: ")
+    assert len(rest) < 20  # vLLM's default --shutdown-timeout 0 aborts in-flight requests
     assert code == 0
 
 

@@ -79,5 +79,5 @@ def test_status_asks_the_engine_when_no_record_says_it_sleeps(
 ) -> None:
     ws = Workspace(workspace.resolve(), "test")
     container = _container(monkeypatch, ws, sleepy_po)
-    put_to_sleep(sleepy_po.url, "po", 1, timeout=5)  # asleep, and no record of it anywhere
+    put_to_sleep(sleepy_po.url, "po", 1, print, timeout=5)  # asleep, and no record of it anywhere
     assert asleep_labels(ws, [container]) == {"po": "asleep"}

@@ -312,3 +312,40 @@ def test_a_flag_value_the_real_parser_refuses_is_diagnosed(workspace_real: RealW
     assert failure["kind"] == "invalid-value", failure
     assert "--max-num-batched-tokens" in failure["summary"] and "lots" in failure["summary"]
     _record("fail-flag-value.log", str(result["log"]))
+
+
+def test_a_kv_cache_larger_than_the_ram_is_diagnosed_past_the_long_context_warning(
+    workspace_real: RealWorkspace,
+):
+    """VLLM_ALLOW_LONG_MAX_MODEL_LEN turns vLLM's context refusal into a warning on every start:
+    the later KV-space failure must be named, not "context too long"."""
+    model = workspace_real.root / "models" / "tiny-qwen2"
+    spec = spec_text(
+        model,
+        free_port(),
+        max_context=2 * MAX_POSITIONS,
+        cpu_kv_cache_gib=4096,
+        env={"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"},
+    )
+    result = _failed_launch(workspace_real, "kvspace", spec)
+    failure = result["failure"]
+    assert isinstance(failure, dict)
+    log = str(result["log"])
+    _record("fail-cpu-kv-space.log", log)
+    assert "greater than the derived max_model_len" in log  # the warning is there
+    assert failure["kind"] == "cpu-kv-space", failure
+    assert "4096" in failure["summary"] and "cpu_kv_cache_gib" in failure["fix"]
+
+
+def test_sleep_mode_on_the_cpu_engine_is_refused_by_vllm_itself(workspace_real: RealWorkspace):
+    """agent-manager never renders it; this records what vLLM says if an override adds it."""
+    model = workspace_real.root / "models" / "tiny-qwen2"
+    env = {**os.environ, "VLLM_SERVER_DEV_MODE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    argv = [str(venv_dir() / "bin" / "vllm"), "serve", str(model), "--enable-sleep-mode"]
+    argv += ["--max-model-len", "512", "--port", str(free_port())]
+    done = subprocess.run(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300
+    )
+    _record("fail-sleep-on-cpu.log", done.stdout)
+    assert done.returncode != 0
+    assert "Sleep mode is not supported on current platform." in done.stdout

@@ -38,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from sleep_mode import WAKE_FAILURES, SleepMode
+from sleep_mode import GARBAGE, NO_SLEEP_ON_CPU, WAKE_FAILURES, SleepMode, cpu_platform
 
 VERSION = "0.33.0"
 DEFAULT_MODEL = "Qwen/Qwen3-0.6B"
@@ -1021,29 +1021,37 @@ class Handler(BaseHTTPRequestHandler):
                 "BadRequestError",
             )
             return
-        words = _words(prompt_text, limit)
         request_id = f"{'chatcmpl' if chat else 'cmpl'}-{os.urandom(16).hex()}"
         arrived = time.monotonic()
+        # A sleeping (paused) engine queues the request: it waits here, it is not refused.
+        ticket = self.sleep.hold()
+        words = _words(prompt_text, limit)
+        if self.sleep.garbage():  # level-2 weights mapped but not reloaded: vLLM's `!!!!!!`
+            words = [GARBAGE] * limit
         self.engine.admit(prompt_tokens)
         reason = "length"
         try:
             if body.get("stream"):
-                self._stream(chat, body, request_id, model, words, prompt_tokens, arrived)
+                self._stream(chat, body, request_id, model, words, prompt_tokens, arrived, ticket)
             else:
-                decoded = list(self._decode(words, arrived))
+                decoded = list(self._decode(words, arrived, ticket))
                 self._json(200, self._full(chat, request_id, model, decoded, prompt_tokens))
         except (BrokenPipeError, ConnectionResetError):
             reason = "abort"
         finally:
+            self.sleep.release()
             self.engine.finish(reason, time.monotonic() - arrived)
 
-    def _decode(self, words: list[str], arrived: float) -> Iterator[str]:
-        """Yield the words at the configured pace, counting each as a generated token."""
+    def _decode(self, words: list[str], arrived: float, ticket: int) -> Iterator[str]:
+        """Yield the words at the configured pace, counting each as a generated token; an
+        abort (`/sleep` in mode abort, a shutdown without --shutdown-timeout) ends it early."""
         time.sleep(self.cfg.ttft)
         self.engine.first_token(time.monotonic() - arrived)
         for index, word in enumerate(words):
             if index and self.cfg.tokens_per_second > 0:
                 time.sleep(1 / self.cfg.tokens_per_second)
+            if self.sleep.aborted(ticket):
+                return
             self.engine.generated()
             yield word
 
@@ -1112,6 +1120,7 @@ class Handler(BaseHTTPRequestHandler):
         words: list[str],
         prompt_tokens: int,
         arrived: float,
+        ticket: int,
     ) -> None:
         self.send_response_only(200)
         self.send_header("date", self.date_time_string())
@@ -1148,7 +1157,7 @@ class Handler(BaseHTTPRequestHandler):
                     }
                 )
             )
-        for index, word in enumerate(self._decode(words, arrived)):
+        for index, word in enumerate(self._decode(words, arrived, ticket)):
             piece = word if index == 0 else " " + word
             last = index == len(words) - 1
             finish = "length" if last else None
@@ -1224,8 +1233,13 @@ def serve(cfg: Config) -> None:
     server.serve_forever(poll_interval=0.2)
     LOG.api("Shutting down FastAPI HTTP server.", where="launcher.py:110")
     LOG.raw("INFO:     Shutting down")
-    deadline = time.monotonic() + 5
-    while engine.running and time.monotonic() < deadline:  # vLLM drains in-flight requests
+    # vLLM 0.33 (entrypoints/cli/serve.py): SIGTERM aborts in-flight requests unless
+    # --shutdown-timeout gives them that many seconds to finish (default 0: abort).
+    deadline = time.monotonic() + int(cfg.args.get("shutdown_timeout") or 0)
+    while engine.running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sleep.abort_all()
+    while engine.running and time.monotonic() < deadline + 1:
         time.sleep(0.02)
     server.server_close()
     LOG.raw("INFO:     Waiting for application shutdown.")
@@ -1256,6 +1270,9 @@ def main(argv: list[str]) -> int:
                 "positional argument (vllm serve <model>)",
             )
         )
+        return 1
+    if args.get("enable_sleep_mode") and cpu_platform():
+        LOG.raw(_traceback(API_FRAMES, NO_SLEEP_ON_CPU))
         return 1
     cfg = Config(args)
     if cfg.fail and cfg.fail not in FAILURES:

@@ -43,3 +43,23 @@ def listens_on(pid: int, port: int) -> bool:
     return any(
         c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections
     )
+
+
+def process_ids() -> list[int]:
+    import psutil
+
+    return list(psutil.pids())
+
+
+def resident_bytes(pids: list[int]) -> int | None:
+    """Sum of the processes' RSS; None when none of them could be read."""
+    import psutil
+
+    total, seen = 0, False
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_info().rss
+            seen = True
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total if seen else None

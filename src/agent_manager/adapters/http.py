@@ -70,6 +70,26 @@ def served_models(url: str, api_key: str | None = None, timeout: float = 2.0) ->
     return [str(card.get("id")) for card in data.get("data", []) if isinstance(card, dict)]
 
 
+def greedy_completion(
+    url: str, served_name: str, prompt: str, api_key: str | None, timeout: float = 10.0
+) -> str | None:
+    """One greedy token of `prompt` (/v1/completions, temperature 0); None when the server
+    did not answer with a completion."""
+    import httpx
+
+    body = {"model": served_name, "prompt": prompt, "max_tokens": 1, "temperature": 0}
+    try:
+        response = quick_client().post(
+            f"{url}/v1/completions", json=body, headers=auth_headers(api_key), timeout=timeout
+        )
+        if response.status_code != 200:
+            return None
+        text = response.json()["choices"][0]["text"]
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    return str(text)
+
+
 def parse_metrics(text: str) -> dict[str, float]:
     """Prometheus text → {sample name: value}, summing samples of one name across labels.
 

@@ -17,6 +17,10 @@ class DevApiError(AgentManagerError):
     """A sleep-mode call failed: refused, timed out, or not answered."""
 
 
+class DevApiTimeout(DevApiError):
+    """The call got no answer in time (the server may still be working on it)."""
+
+
 def _call(method: str, url: str, timeout: float, **kwargs: Any) -> Any:
     import httpx
 
@@ -24,7 +28,7 @@ def _call(method: str, url: str, timeout: float, **kwargs: Any) -> Any:
     try:
         response = quick_client().request(method, url, timeout=timeout, **kwargs)
     except httpx.TimeoutException:
-        raise DevApiError(f"/{path} did not answer within {timeout:.1f} s.") from None
+        raise DevApiTimeout(f"/{path} did not answer within {timeout:.1f} s.") from None
     except httpx.HTTPError as error:
         raise DevApiError(f"/{path} did not answer ({type(error).__name__}).") from None
     if response.status_code == 404:
@@ -42,12 +46,17 @@ def _call(method: str, url: str, timeout: float, **kwargs: Any) -> Any:
         return None
 
 
-def sleep(url: str, level: int, timeout: float) -> None:
-    _call("POST", f"{url}/sleep?level={level}", timeout)
+def sleep(url: str, level: int, mode: str, timeout: float) -> dict[str, Any]:
+    """`POST /sleep?level=N&mode=M`: vLLM answers {"status": "sleeping", "level": N} once the
+    engine sleeps (mode "wait" first lets the in-flight requests finish)."""
+    return _answer(_call("POST", f"{url}/sleep?level={level}&mode={mode}", timeout), "/sleep")
 
 
-def wake_up(url: str, timeout: float) -> None:
-    _call("POST", f"{url}/wake_up", timeout)
+def wake_up(url: str, tags: list[str] | None, timeout: float) -> dict[str, Any]:
+    """`POST /wake_up[?tags=...]`: {"status": "awake" | "sleeping", "tags": [...]}; "sleeping"
+    while some tag still sleeps (vLLM resumes scheduling only when none does)."""
+    query = "?" + "&".join(f"tags={tag}" for tag in tags) if tags else ""
+    return _answer(_call("POST", f"{url}/wake_up{query}", timeout), "/wake_up")
 
 
 def is_sleeping(url: str, timeout: float = 2.0) -> bool:
@@ -57,9 +66,27 @@ def is_sleeping(url: str, timeout: float = 2.0) -> bool:
     return bool(answer["is_sleeping"])
 
 
-def collective_rpc(url: str, method: str, timeout: float) -> None:
-    _call("POST", f"{url}/collective_rpc", timeout, json={"method": method, "timeout": timeout})
+def collective_rpc(url: str, method: str, timeout: float) -> list[Any] | None:
+    """The workers' results ({"results": [...]}), or None for vLLM's empty 200."""
+    answer = _call(
+        "POST", f"{url}/collective_rpc", timeout, json={"method": method, "timeout": timeout}
+    )
+    if answer is None:
+        return None
+    if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
+        raise DevApiError(f"/collective_rpc answered {answer!r}, not {{'results': [...]}}.")
+    return list(answer["results"])
 
 
-def reset_prefix_cache(url: str, timeout: float) -> None:
-    _call("POST", f"{url}/reset_prefix_cache", timeout)
+def reset_prefix_cache(url: str, timeout: float) -> bool:
+    """vLLM 0.33 answers {"success": bool}: false while blocks are still held."""
+    answer = _call("POST", f"{url}/reset_prefix_cache", timeout)
+    if not isinstance(answer, dict) or not isinstance(answer.get("success"), bool):
+        raise DevApiError(f"/reset_prefix_cache answered {answer!r}, not {{'success': bool}}.")
+    return bool(answer["success"])
+
+
+def _answer(answer: Any, path: str) -> dict[str, Any]:
+    if not isinstance(answer, dict) or not isinstance(answer.get("status"), str):
+        raise DevApiError(f"{path} answered {answer!r}, not {{'status': ...}}.")
+    return answer

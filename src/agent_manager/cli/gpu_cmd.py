@@ -191,6 +191,9 @@ def plan(
 
         sleepers = sleeper_residuals(ws)  # sleep agents stay on the card beside the next one
     report = plan_agents(loaded, target, sleepers=sleepers)
+    from agent_manager.plan.sleep_host_ram import add_host_ram
+
+    add_host_ram(ws, loaded, report)
     if json_output:
         ui.print_json(report)
     else:
@@ -267,6 +270,17 @@ def _render_plan(report: PlanReport) -> None:
         console.print(
             f"  budget {p.budget_source} = {gib(p.budget_bytes, 2)}{weights}", markup=False
         )
+        if p.sleep_host_ram_bytes is not None:
+            how = (
+                "measured"
+                if p.sleep_host_ram_source == "measured"
+                else "estimate: its weights in power-of-two pinned blocks"
+            )
+            console.print(
+                f"  level-1 sleep holds {gib(p.sleep_host_ram_bytes, 1)} of host RAM, also "
+                f"after a wake ({how})",
+                markup=False,
+            )
         if p.kv_bytes_per_token and p.context:
             console.print(
                 f"  KV cache {p.kv_bytes_per_token:,} B/token ({p.kv_cache_dtype}) x "

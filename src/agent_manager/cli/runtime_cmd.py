@@ -233,6 +233,9 @@ def status(json_output: JsonOpt = False) -> None:
     for row in report.agents:
         if row.sleep:
             console.print(f"{row.agent} is {row.sleep}.", markup=False)
+        elif row.host_ram:
+            console.print(f"{row.agent} holds {row.host_ram} since its level-1 sleep.",
+                          markup=False)  # fmt: skip
     for row in report.agents:
         if row.exit_reason:
             console.print(f"{row.agent} crashed: {row.exit_reason}", markup=False)

@@ -72,8 +72,12 @@ def _render_list(result: AgentList) -> None:
     console.print(table)
     for row in result.agents:
         if row.switch != "cold":
-            console.print(f"{row.name}: switch {row.switch}; {row.asleep or 'awake or stopped'}",
-                          markup=False)  # fmt: skip
+            state = row.asleep or (
+                f"awake, holds {row.host_ram} since its level-1 sleep"
+                if row.host_ram
+                else "awake or stopped"
+            )
+            console.print(f"{row.name}: switch {row.switch}; {state}", markup=False)
     for path, better in result.misnamed.items():
         ui.warn(
             f"{path} is not read (only agents/<lower-case name>.yaml is); rename it to {better}."

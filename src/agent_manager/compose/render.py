@@ -22,8 +22,8 @@ from agent_manager.adapters.containers import (
 )
 from agent_manager.spec.agents import Agent
 from agent_manager.spec.env_check import REFERENCE, SECRET_ENV
-from agent_manager.spec.serve_argv import image_ref, model_argument, serve_argv
-from agent_manager.spec.vllm_args import CONTAINER_PORT, VLLM_VERSION
+from agent_manager.spec.serve_argv import image_ref, model_argument, serve_argv, sleeps
+from agent_manager.spec.vllm_args import CONTAINER_PORT, STOP_GRACE_PERIOD_S, VLLM_VERSION
 
 SERVICE = "vllm"
 VLLM_CACHE_VOLUME = "agent-manager-vllm-cache"
@@ -70,7 +70,7 @@ def render_compose(agent: Agent, machine: str | None = None) -> dict[str, Any]:
         environment["VLLM_CPU_KVCACHE_SPACE"] = str(spec.cpu_kv_cache_gib)
         environment["VLLM_CPU_OMP_THREADS_BIND"] = "auto"
     environment.update((key, _env_value(key, value)) for key, value in sorted(spec.env.items()))
-    if spec.switch == "sleep":
+    if sleeps(spec):
         # The sleep endpoints exist only in dev mode; the spec checker keeps such an agent
         # on a loopback bind, because no API key guards them.
         environment["VLLM_SERVER_DEV_MODE"] = "1"
@@ -114,8 +114,9 @@ def render_compose(agent: Agent, machine: str | None = None) -> dict[str, Any]:
     service |= {
         # A crash must stay visible for diagnosis, not loop.
         "restart": "no",
-        # vLLM drains in-flight requests on SIGTERM; give it time before SIGKILL.
-        "stop_grace_period": "30s",
+        # vLLM drains in-flight requests on SIGTERM for --shutdown-timeout seconds; SIGKILL
+        # comes only after that.
+        "stop_grace_period": f"{STOP_GRACE_PERIOD_S}s",
         "healthcheck": {
             "test": [
                 "CMD",

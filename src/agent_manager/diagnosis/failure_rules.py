@@ -9,6 +9,14 @@ wins.
 
 from __future__ import annotations
 
+from agent_manager.diagnosis.failure_cpu import (
+    CPU_KV_NONE,
+    CPU_KV_SPACE,
+    SLEEP_UNSUPPORTED,
+    cpu_kv_none,
+    cpu_kv_space,
+    sleep_unsupported,
+)
 from agent_manager.diagnosis.failure_memory import (
     context_too_long,
     free_memory,
@@ -249,9 +257,16 @@ RULES: tuple[Rule, ...] = (
         ),
         _not_found,
     ),
+    Rule("sleep-unsupported", rx(SLEEP_UNSUPPORTED), sleep_unsupported),
+    Rule("cpu-kv-space", rx(CPU_KV_SPACE), cpu_kv_space),
+    Rule("cpu-kv-none", rx(CPU_KV_NONE), cpu_kv_none),
     Rule(
         "context-above-model",
-        rx(r"User-specified max_model_len \(\d+\) is greater than the derived"),
+        # Only vLLM's refusal: with VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 the same sentence is logged
+        # as a warning on every start, without "To allow overriding" (vllm/config/model.py).
+        rx(
+            r"User-specified max_model_len \(\d+\) is greater than the derived.*To allow overriding"
+        ),
         max_len_above_model,
     ),
     Rule(

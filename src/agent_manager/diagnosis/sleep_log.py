@@ -46,3 +46,20 @@ def weights_bytes_from_log(lines: Iterable[str]) -> int | None:
         if match:
             found = int(float(match.group(1)) * GIB)
     return found
+
+
+_BACKED_UP = re.compile(
+    r"CuMemAllocator: sleep freed ([\d.]+) GiB memory in total, of which ([\d.]+) GiB is backed "
+    r"up in CPU"
+)
+
+
+def backed_up_bytes(lines: Iterable[str]) -> int | None:
+    """What the last sleep copied to host RAM, from vLLM's CuMemAllocator line (its own
+    unrounded figure; PyTorch's pinned blocks hold more: plan/host_ram.py)."""
+    found = None
+    for line in lines:
+        match = _BACKED_UP.search(line)
+        if match:
+            found = int(float(match.group(2)) * GIB)
+    return found

@@ -30,6 +30,8 @@ class AgentRow(BaseModel):
     model_cache: CacheState  # complete: the container starts offline (HF_HUB_OFFLINE=1)
     switch: str = "cold"  # cold, or "sleep (level N)"
     asleep: str | None = None  # `asleep (level 1, 5.2 GiB in host RAM)` while it sleeps
+    # `9.8 GiB in host RAM` while its container lives after a level-1 sleep, asleep or not
+    host_ram: str | None = None
 
 
 class InvalidSpec(BaseModel):
@@ -47,9 +49,10 @@ class AgentList(BaseModel):
 
 
 def collect_agent_list(ws: Workspace) -> AgentList:
-    from agent_manager.observe.sleepers import asleep_labels
+    from agent_manager.observe.sleepers import asleep_labels, host_ram_held
 
     asleep = asleep_labels(ws)
+    host_ram = host_ram_held(ws)
     rows = []
     agents, invalid = _loadable(ws)
     for agent in agents:
@@ -71,6 +74,7 @@ def collect_agent_list(ws: Workspace) -> AgentList:
                 model_cache=cache_state(agent),
                 switch="cold" if spec.switch == "cold" else f"sleep (level {spec.sleep_level})",
                 asleep=asleep.get(agent.name),
+                host_ram=host_ram.get(agent.name),
             )
         )
     return AgentList(

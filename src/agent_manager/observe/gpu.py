@@ -113,3 +113,12 @@ def take_snapshot(
 
 # Bytes as GiB for people, under the name the runtime and gpu commands use.
 gib = format_bytes
+
+
+def container_rss_bytes(container_id: str, proc_root: Path | None = None) -> int | None:
+    """Resident memory of the container's processes (pinned host memory counts); None when
+    none of them can be read here."""
+    from agent_manager.adapters import host
+
+    pids = [pid for pid in host.process_ids() if container_id_of(pid, proc_root) == container_id]
+    return host.resident_bytes(pids)

@@ -1,8 +1,10 @@
 """What agent-manager knows about each sleep-mode agent: `.agent-manager/sleep/<agent>.json`.
 
-Written when an agent falls asleep (level, the measured "still in use" VRAM, the weights held
-in host RAM) and kept after it wakes, so the next plan uses the measured figure instead of
-the default. A record counts only for the container and spec it was measured with.
+Written when an agent falls asleep (level, the VRAM it keeps, the host RAM a level-1 sleep
+holds, the probe a level-2 wake is checked with) and kept after it wakes: the next plan uses
+the measured figures instead of the defaults, and the host RAM stays shown while the container
+lives (PyTorch keeps the pinned blocks after a wake). A record counts only for the container
+and spec it was measured with.
 """
 
 from __future__ import annotations
@@ -32,19 +34,26 @@ class SleepRecord(BaseModel):
     since: float  # epoch seconds of the last sleep
     freed_bytes: int | None = None  # vLLM's "Sleep mode freed X GiB"
     still_in_use_bytes: int | None = None  # its "Y GiB memory is still in use" (whole GPU)
-    residual_bytes: int | None = None  # this engine's share of Y: what it keeps while asleep
-    weights_bytes: int | None = None  # "Model loading took X GiB": host RAM at level 1
+    residual_bytes: int | None = None  # what this engine keeps on the GPU while asleep
+    residual_source: str | None = None  # "nvml" (its own processes) or "vllm" (Y − others)
+    weights_bytes: int | None = None  # "Model loading took X GiB"
+    # Host RAM a level-1 sleep holds, asleep AND after a wake (PyTorch keeps the pinned
+    # blocks cached): measured after the sleep, else the estimate (plan/host_ram.py).
+    host_ram_bytes: int | None = None
+    host_ram_measured: bool = False
+    probe: str | None = None  # the greedy one-token probe taken before a level-2 sleep
 
-    @property
-    def host_ram_bytes(self) -> int:
-        return (self.weights_bytes or 0) if self.level == 1 else 0
+    def host_ram_text(self) -> str | None:
+        """`9.8 GiB in host RAM` (measured) or `~10.8 GiB in host RAM (estimate)`."""
+        if self.level != 1 or not self.host_ram_bytes:
+            return None
+        amount = f"{self.host_ram_bytes / GIB:.1f} GiB in host RAM"
+        return amount if self.host_ram_measured else f"~{amount} (estimate)"
 
     def label(self) -> str:
         """`asleep (level 1, 5.2 GiB in host RAM)`, as status and list show it."""
-        if self.level == 1 and self.weights_bytes:
-            return f"asleep (level 1, {self.weights_bytes / GIB:.1f} GiB in host RAM)"
         if self.level == 1:
-            return "asleep (level 1, weights in host RAM)"
+            return f"asleep (level 1, {self.host_ram_text() or 'weights in host RAM'})"
         return "asleep (level 2, weights reloaded on wake)"
 
 

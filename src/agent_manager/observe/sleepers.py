@@ -14,7 +14,10 @@ from agent_manager.spec.loader import load_agent
 from agent_manager.spec.workspace import Workspace
 from agent_manager.units import GIB
 
-# Before a measurement: CUDA context (~0.5 GiB) + CUDA graphs and buffers vLLM keeps on the GPU.
+# Before a measurement: CUDA context + CUDA graphs and buffers vLLM keeps on the GPU. The CUDA
+# context's own size is to be measured by scripts/device_check.sh on a lent H100/H200
+# (docs/gpu-stats.md, pending); until then 1 GiB is an assumption (context + graphs, which
+# vLLM does not offload by default). Replaced by the measured figure after a sleep.
 DEFAULT_RESIDUAL_BYTES = 1 * GIB
 
 
@@ -92,6 +95,30 @@ def asleep_labels(ws: Workspace, containers: list[AgentContainer] | None = None)
         record = sleep_records.asleep_record(ws, other.agent.name, other.container.id)
         labels[other.agent.name] = record.label() if record else "asleep"
     return labels
+
+
+def host_ram_held(ws: Workspace, containers: list[AgentContainer] | None = None) -> dict[str, str]:
+    """agent → `9.8 GiB in host RAM` for each agent whose running container slept at level 1,
+    asleep or awake again (PyTorch keeps the pinned blocks). Docker is asked only when a
+    record has such a figure."""
+    records = {
+        name: record
+        for name in ws.agent_names()
+        if (record := sleep_records.read_record(ws, name)) is not None and record.host_ram_text()
+    }
+    if not records:
+        return {}
+    if containers is None:
+        try:
+            containers = docker_adapter.get_docker().list_agent_containers(include_stopped=False)
+        except AgentManagerError:
+            return {}
+    running = {c.id for c in containers if c.running}
+    return {
+        name: str(record.host_ram_text())
+        for name, record in records.items()
+        if record.container_id in running
+    }
 
 
 def sleeper_residuals(ws: Workspace) -> dict[str, int]:

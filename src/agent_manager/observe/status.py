@@ -54,6 +54,8 @@ class AgentStatus(BaseModel):
     model_cache: str | None = None
     # `asleep (level 1, 5.2 GiB in host RAM)` for a sleep-mode agent that sleeps now.
     sleep: str | None = None
+    # `9.8 GiB in host RAM`: what a level-1 sleep left pinned, asleep or awake again.
+    host_ram: str | None = None
 
 
 class StatusReport(BaseModel):
@@ -62,16 +64,19 @@ class StatusReport(BaseModel):
 
 
 def collect_status(ws: Workspace) -> StatusReport:
-    from agent_manager.observe.sleepers import asleep_labels
+    from agent_manager.observe.sleepers import asleep_labels, host_ram_held
 
     containers = docker_adapter.get_docker().list_agent_containers()
     rows = [_status_of(ws, container) for container in containers]
     asleep = (
         asleep_labels(ws, containers) if any(r.health is AgentState.READY for r in rows) else {}
     )
+    host_ram = host_ram_held(ws, containers)
     for row in rows:
         if row.agent in asleep and row.state == "running":
             row.health, row.sleep = AgentState.ASLEEP, asleep[row.agent]
+        if row.state == "running":
+            row.host_ram = host_ram.get(row.agent)
     awake = [row for row in rows if row.state in ("running", "restarting") and not row.sleep]
     running = awake[0].agent if awake else None
     return StatusReport(running=running, agents=rows)

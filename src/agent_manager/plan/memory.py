@@ -27,6 +27,7 @@ BLOCK_SIZE = 16  # CacheConfig.DEFAULT_BLOCK_SIZE: KV memory is allocated in blo
 # --- Allowances (estimates; not measured on a GPU by this project) -----------------------------
 # The CUDA context vLLM creates before its snapshot (torch.accelerator.set_device_index, then the
 # distributed init): ~0.3-0.5 GiB with lazy module loading on current GPUs. Outside the budget.
+# To be measured by scripts/device_check.sh on a lent H100/H200 (docs/gpu-stats.md: pending).
 CUDA_CONTEXT_BYTES = 512 * MIB
 # Non-torch memory allocated after the snapshot (cuBLAS/cuBLASLt workspaces at the first
 # matmul of the profiling pass, allocator slack): inside the budget.

@@ -112,6 +112,10 @@ class AgentPlan(BaseModel):
     fixes: list[str]
     unknowns: list[str]  # what the plan could not know
     notes: list[str]
+    # `switch: sleep` at level 1: host RAM its sleep holds (and keeps after a wake), measured
+    # once seen (source "measured"), else estimated (plan/host_ram.py).
+    sleep_host_ram_bytes: int | None = None
+    sleep_host_ram_source: str | None = None
 
 
 class PlanReport(BaseModel):

@@ -9,8 +9,9 @@ The agent that starts next must still pass vLLM's own check, free ≥ ceil(fract
 with every sleeper's remainder on the card: `beside_sleepers` rewrites the GPU the planner
 sees so that its usual verdict (and its "short by N GiB" numbers) counts them.
 
-A level-1 sleeper keeps its weights in host RAM: `choose_sleep_level` falls back to level 2
-(weights reloaded from disk on wake) when the host lacks the room, and says so with numbers.
+A level-1 sleeper keeps its weights in host RAM, in power-of-two rounded pinned blocks
+(plan/host_ram.py): `choose_sleep_level` falls back to level 2 (weights reloaded from disk on
+wake) when the host lacks the room for that figure, and says so with numbers.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from collections.abc import Mapping
 from agent_manager.plan.models import GpuTarget, Holder
 from agent_manager.units import GIB, MIB
 
-# A measured share is never taken below this (vLLM's Y is the whole GPU, others subtracted).
+# A measured residual is never taken below this: NVML's per-process figure (or vLLM's
+# whole-GPU one minus the others) of a sleeping engine still holds its CUDA context.
 MIN_RESIDUAL_BYTES = 256 * MIB
 # Host RAM left to the OS, Docker and the engines' own processes when weights move there.
 HOST_RAM_MARGIN_BYTES = 2 * GIB
@@ -63,17 +65,22 @@ def beside_sleepers(target: GpuTarget, sleepers: Mapping[str, int]) -> GpuTarget
 
 
 def choose_sleep_level(
-    agent: str, wanted: int, weights_bytes: int | None, available_bytes: int | None
+    agent: str, wanted: int, host_ram_bytes: int | None, available_bytes: int | None
 ) -> tuple[int, str | None]:
-    """The level to sleep at, and a line saying why when it is not the one asked for."""
-    if wanted != 1 or weights_bytes is None or available_bytes is None:
+    """The level to sleep at, and a line saying why when it is not the one asked for.
+
+    `host_ram_bytes` is what a level-1 sleep holds in host RAM (plan/host_ram.py: measured
+    once seen, else the power-of-two rounded estimate), not the bare weights.
+    """
+    if wanted != 1 or host_ram_bytes is None or available_bytes is None:
         return wanted, None
     room = available_bytes - HOST_RAM_MARGIN_BYTES
-    if weights_bytes <= room:
+    if host_ram_bytes <= room:
         return 1, None
     return 2, (
-        f"{agent}: sleep level 1 would move {_gib(weights_bytes)} of weights to host RAM, but "
-        f"only {_gib(max(0, available_bytes))} is available ({_gib(HOST_RAM_MARGIN_BYTES)} "
-        f"kept for the system), short by {_gib(weights_bytes - room)}; sleeping at level 2 "
-        "instead (its weights are reloaded from disk on wake)."
+        f"{agent}: sleep level 1 would hold {_gib(host_ram_bytes)} in host RAM (its weights in "
+        f"pinned, power-of-two rounded blocks), but only {_gib(max(0, available_bytes))} is "
+        f"available ({_gib(HOST_RAM_MARGIN_BYTES)} kept for the system), short by "
+        f"{_gib(host_ram_bytes - room)}; sleeping at level 2 instead (its weights are reloaded "
+        "from disk on wake)."
     )

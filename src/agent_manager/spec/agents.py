@@ -17,7 +17,12 @@ from agent_manager.errors import SpecError
 from agent_manager.spec.cpu_block import CpuChoice
 from agent_manager.spec.env_check import ENV_NAME, OWNED_FLAGS, check_env_entry
 from agent_manager.spec.messages import REMOVED_SETTINGS, spec_error
-from agent_manager.spec.settings import SETTINGS_FILE
+from agent_manager.spec.sleep_rules import (
+    DEV_MODE_ENV,
+    check_sleep_bind,
+    cpu_sleep_notice,
+    cpu_sleep_notice_for,
+)
 from agent_manager.spec.validate import (
     MAX_CONTEXT_TOKENS,
     MAX_NUM_SEQS,
@@ -42,8 +47,6 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 # A local model folder: an absolute path (mounted read-only into the container).
 _LOCAL_MODEL = re.compile(r"^/[\w./+@-]*$")
 
-# What `switch: sleep` sets in the container; the spec may not set it too.
-DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
 
 GGUF_HINT = "llama.cpp quant; vLLM 0.33 cannot serve GGUF — use an AWQ/GPTQ/FP8 checkpoint"
 
@@ -290,18 +293,27 @@ class Agent:
     name: str
     path: Path
     spec: AgentSpec
+    # One-line notices about how the spec was read (e.g. sleep turned off on the CPU engine);
+    # the commands that run the agent show them.
+    notices: tuple[str, ...] = ()
     engine_note: str | None = None  # why `engine: auto` chose the CPU, in one line
 
     @property
     def served_name(self) -> str:
         return self.spec.served_name or self.name
 
-    def with_engine(self, engine: Engine) -> Agent:
-        """The same agent on another engine; on the CPU its `cpu:` block replaces the model."""
+    def with_engine(self, engine: Engine, why: str = "`--engine cpu` was asked for") -> Agent:
+        """The same agent on another engine (`launch --engine`, `engine: auto`). On the CPU its
+        `cpu:` block replaces model and context, and sleep mode, which does not run there,
+        becomes a cold switch (said in a notice)."""
         update: dict[str, Any] = {"engine": engine}
+        notices = self.notices
         if engine == "cpu" and self.spec.cpu is not None:
             update.update(self.spec.cpu.model_dump(exclude_none=True))
-        return Agent(self.name, self.path, self.spec.model_copy(update=update))
+        if engine == "cpu" and self.spec.switch == "sleep":
+            update["switch"] = "cold"
+            notices += (cpu_sleep_notice(self.name, why),)
+        return Agent(self.name, self.path, self.spec.model_copy(update=update), notices)
 
     def spec_hash(self) -> str:
         # Defaults left out: a new field with a default does not make running agents stale.
@@ -329,30 +341,8 @@ def parse_spec(name: str, path: Path, text: str, defaults: dict[str, Any] | None
         spec = AgentSpec.model_validate({**inherited, **data})
     except ValidationError as exc:
         raise spec_error(path, lines, exc, list(AgentSpec.model_fields)) from None
-    _check_sleep_bind(name, path, lines, spec, from_defaults="switch" in inherited)
-    return Agent(name=name, path=path, spec=spec)
-
-
-def _check_sleep_bind(
-    name: str, path: Path, lines: dict[Any, int], spec: AgentSpec, from_defaults: bool
-) -> None:
-    """Sleep mode needs vLLM's dev mode, whose endpoints no API key guards: loopback only."""
-    dev_mode = spec.switch == "sleep" or spec.env.get(DEV_MODE_ENV, "0") not in ("", "0")
-    if not dev_mode or ipaddress.ip_address(spec.bind).is_loopback:
-        return
-    where = f"{path}:{lines['bind']}" if "bind" in lines else str(path)
-    why = (
-        f"'switch: sleep' (from the workspace defaults in {SETTINGS_FILE})"
-        if from_defaults
-        else "'switch: sleep'"
-        if spec.switch == "sleep"
-        else f"env {DEV_MODE_ENV}"
-    )
-    raise SpecError(
-        f"{where}: {name} binds {spec.bind}, but {why} runs vLLM in dev mode, which serves "
-        "/sleep, /wake_up, /collective_rpc and /reset_prefix_cache without authentication "
-        "(api_key_env does not guard them): anyone who reaches the port could stop the model "
-        "or run methods in its workers.",
-        hint=f"Set 'bind: 127.0.0.1' in {path} (reach it from elsewhere through "
-        "`agent-manager serve` or an SSH tunnel), or set 'switch: cold' for this agent.",
-    )
+    check_sleep_bind(name, path, lines, spec, from_defaults="switch" in inherited)
+    notice = cpu_sleep_notice_for(name, path, lines, data, spec)
+    if notice is not None:
+        spec = spec.model_copy(update={"switch": "cold"})
+    return Agent(name=name, path=path, spec=spec, notices=(notice,) if notice else ())

@@ -35,7 +35,7 @@ def resolve_engine(
     found = machine()
     if found.cuda:
         return agent.with_engine("cuda")
-    chosen = agent.with_engine("cpu")
+    chosen = agent.with_engine("cpu", "engine: auto found no NVIDIA GPU runtime")
     context = chosen.spec.max_context
     at = f" at {context:,} tokens" if isinstance(context, int) else ""
     note = (

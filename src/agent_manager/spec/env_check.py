@@ -49,6 +49,7 @@ OWNED_FLAGS = {
     "api_key": "api_key_env (the key itself must never be written in a file)",
     "hf_token": "the HF_TOKEN environment variable (passed by reference)",
     "enable_sleep_mode": "switch (switch: sleep)",
+    "shutdown_timeout": "agent-manager (it drains before the compose stop_grace_period)",
 }
 
 

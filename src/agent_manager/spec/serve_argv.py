@@ -15,6 +15,7 @@ from agent_manager.spec.vllm_args import (
     IMAGE,
     IMAGE_TAG,
     MODEL_MOUNT,
+    SHUTDOWN_TIMEOUT_S,
     cpu_arch,
 )
 
@@ -32,6 +33,11 @@ def model_argument(agent: Agent) -> str:
     if agent.spec.local_model:
         return f"{MODEL_MOUNT}/{agent.name}"
     return agent.spec.model
+
+
+def sleeps(spec: AgentSpec) -> bool:
+    """Sleep mode is rendered for the GPU engine only: vLLM's CPU engine has none."""
+    return spec.switch == "sleep" and spec.engine != "cpu"  # auto: the GPU until resolved
 
 
 def serve_argv(agent: Agent) -> list[str]:
@@ -63,8 +69,11 @@ def serve_argv(agent: Agent) -> list[str]:
         argv.append("--enforce-eager")
     if spec.trust_remote_code:
         argv.append("--trust-remote-code")
-    if spec.switch == "sleep":
+    if sleeps(spec):
         argv.append("--enable-sleep-mode")
+    # vLLM 0.33 aborts in-flight requests on SIGTERM unless given time (default 0): drain,
+    # and end before the compose stop_grace_period sends SIGKILL.
+    argv += ["--shutdown-timeout", str(SHUTDOWN_TIMEOUT_S)]
     overrides = spec.generation_overrides()
     if overrides:
         argv += ["--override-generation-config", _json(overrides)]

@@ -22,6 +22,10 @@ CPU_IMAGE = "vllm/vllm-openai-cpu"
 CONTAINER_PORT = 8000
 # A local model folder is mounted read-only at <MODEL_MOUNT>/<agent> inside the container.
 MODEL_MOUNT = "/models"
+# A stop: SIGTERM, vLLM drains in-flight requests for SHUTDOWN_TIMEOUT_S (--shutdown-timeout),
+# and Docker's SIGKILL comes at STOP_GRACE_PERIOD_S (the compose stop_grace_period).
+SHUTDOWN_TIMEOUT_S = 25
+STOP_GRACE_PERIOD_S = 30
 
 # `--quantization` values of 0.33.0 (`QuantizationMethods`); the parser itself has no choices.
 QUANTIZATION_METHODS = frozenset(

@@ -49,6 +49,7 @@ from agent_manager.switch.context import (
 from agent_manager.switch.fit import fit_in_plan, quick_fit
 from agent_manager.switch.hot import HotSwitch
 from agent_manager.switch.lock import LockHolder, workspace_lock
+from agent_manager.switch.memory_retry import retry_cold
 from agent_manager.switch.preflight import (
     require_api_key,
     require_engine_runs_here,
@@ -98,6 +99,7 @@ def switch_to(
         timings.lock_acquired = time.time()
         plan = _prepare(ctx)
         warnings, ctx.hot = fit_in_plan(ws, agent, plan, options, plain)
+        warnings = [*agent.notices, *warnings]  # e.g. sleep turned off on the CPU engine
         for text in warnings:
             events.warning(text)
         if not (ctx.hot and plan.machine(agent.name).state is AgentState.ASLEEP):
@@ -130,7 +132,15 @@ def switch_to(
             timings.ready = time.time()
             result.ready = True
         elif options.wait:
-            _until_ready(ctx, plan.machine(agent.name), container)
+            try:
+                _until_ready(ctx, plan.machine(agent.name), container)
+            except LaunchFailed as failed:
+                # Out of memory beside sleepers: stop them and start cold, once.
+                again = retry_cold(ctx, plan, container, failed)
+                if again is None:
+                    raise
+                result.container, result.asleep = again.container.name, []
+                _until_ready(ctx, plan.machine(agent.name), again.container)
             timings.ready = time.time()
             result.ready = True
         result.phase = progress.phase

@@ -20,8 +20,8 @@ from agent_manager.switch.strategy import SwitchPlan
 
 def quick_fit(agent: Agent, options: LaunchOptions) -> list[str] | None:
     """The planner's plain verdict (its warnings; raises when the agent cannot fit), or None
-    when the verdict waits for the plan: a sleep agent may be asleep, and a wake needs no room
-    (it re-maps what the sleep freed; vLLM does no start check then)."""
+    when the verdict waits for the plan: a sleep agent may be asleep, and its wake is checked
+    beside the other sleepers there."""
     if agent.spec.switch == "sleep" and not options.cold:
         return None
     return planner.ensure_fits(agent, force=options.force)
@@ -38,8 +38,10 @@ def fit_in_plan(
 
     if options.cold:
         return plain_verdict(), False
-    if agent.name in plan.machines and plan.machine(agent.name).state is AgentState.ASLEEP:
-        return [], True
+    # A wake is checked like a start: the woken engine maps its whole budget again (its own
+    # residual counted as its own) beside the other sleepers' residuals. vLLM checks nothing
+    # on a wake; it fails with CUDA out of memory instead.
+    waking = agent.name in plan.machines and plan.machine(agent.name).state is AgentState.ASLEEP
     residuals = {s.agent.name: residual_of(ws, s.agent) for s in plan.sleepers(ws, agent.name)}
     if not residuals:
         return plain_verdict(), True
@@ -48,7 +50,7 @@ def fit_in_plan(
     except LaunchError as refusal:
         names = ", ".join(sorted(residuals))
         line = (
-            f"{agent.name} would not fit beside sleeping {names} ({refusal.message}); "
-            "stopping them instead (cold switch)."
+            f"{agent.name} would not {'wake' if waking else 'fit'} beside sleeping {names} "
+            f"({refusal.message}); stopping them instead (cold switch)."
         )
         return [line, *plain_verdict()], False
