@@ -219,6 +219,26 @@ def test_idle_stop_stops_the_agent_and_the_next_request_starts_it_again():
     run(scenario)
 
 
+def test_each_agent_idles_as_long_as_its_own_limit_and_a_busy_one_never_stops():
+    async def scenario() -> None:
+        fake = FakeSwitcher()
+        limits = {"po": 0.05, "architect": None}  # architect: idle_minutes 0 (never)
+        s = scheduler(fake, idle_for=limits.get)
+        task = await started(s)
+        s.release(await s.acquire("architect"))
+        await asyncio.sleep(0.15)
+        assert s.active == "architect" and s.idle_left() is None
+        held = await s.acquire("po")  # in flight past po's limit: not idle
+        await asyncio.sleep(0.15)
+        assert s.active == "po" and "stop po" not in fake.log
+        s.release(held)  # the idle clock starts now
+        await asyncio.sleep(0.15)
+        assert fake.log[-1] == "stop po" and s.active is None
+        task.cancel()
+
+    run(scenario)
+
+
 def test_what_docker_says_runs_replaces_what_the_router_believed():
     async def scenario() -> None:
         fake = FakeSwitcher()

@@ -76,7 +76,8 @@ def test_models_then_po_architect_po_makes_two_switches_and_never_two_agents(
     with running_router() as router, watching_containers() as peak:
         client = router.client()
         listed = {m.id: m for m in client.models.list().data}
-        assert sorted(listed) == ["architect", "developer", "po"]
+        # developer's alias `dev` (agents/developer.yaml) has its own card
+        assert sorted(listed) == ["architect", "dev", "developer", "po"]
         assert all(m.model_extra and m.model_extra["state"] == "stopped" for m in listed.values())
         assert ask(client, "po") and ask(client, "architect") and ask(client, "po")
         status = router.status()
@@ -162,7 +163,7 @@ def test_a_full_queue_gives_429_with_retry_after_and_an_unknown_model_404(
         with pytest.raises(openai.NotFoundError) as unknown:
             ask(client, "qa")
         assert "The model 'qa' does not exist" in unknown.value.message
-        assert "architect, developer, po" in unknown.value.message
+        assert "architect, dev, developer, po" in unknown.value.message
         with ThreadPoolExecutor(max_workers=1) as pool:
             first = pool.submit(ask, client, "po")  # waits while po starts
             deadline = time.monotonic() + 10
@@ -263,3 +264,65 @@ def test_the_router_switches_hot_between_sleep_agents_and_never_routes_to_a_slee
         assert container_ids(ws) == ids  # woken, never restarted
         assert counts(ws, "po")["loads"] == 1 and counts(ws, "architect")["loads"] == 1
         assert counts(ws, "po")["wakes"] == 2
+
+
+def test_every_route_reaches_its_agent_with_one_switch_and_a_pinned_id_dies_with_its_agent(
+    standin_workspace: StandinWorkspace,
+) -> None:
+    """By the alias `dev` (agents/developer.yaml): every generate route reaches developer with
+    `model` rewritten, after one switch; an embeddings call to a chat agent is refused before
+    any switch; a response id made by developer is a 404 saying so once po took the GPU."""
+    bodies = {
+        "/v1/chat/completions": {"messages": PROMPT, "max_tokens": 2},
+        "/v1/completions": {"prompt": "plan", "max_tokens": 2},
+        "/v1/responses": {"input": "plan", "max_output_tokens": 2},
+        "/v1/messages": {"messages": PROMPT, "max_tokens": 2},
+        "/v1/messages/count_tokens": {"messages": PROMPT},
+        "/v1/chat/completions/batch": {"messages": [PROMPT]},
+        "/tokenize": {"prompt": "plan the sprint"},
+        "/detokenize": {"tokens": [1, 2]},
+    }
+    with running_router() as router, watching_containers() as peak:
+        for path, body in bodies.items():
+            answer = httpx.post(router.url + path, json={"model": "dev", **body}, timeout=120)
+            assert answer.status_code == 200, (path, answer.text)
+            assert answer.json().get("model", "developer") == "developer", path
+        assert router.status()["switches"] == 1
+        made = httpx.post(
+            router.url + "/v1/responses", json={"model": "dev", "input": "plan"}
+        ).json()
+        assert httpx.get(f"{router.url}/v1/responses/{made['id']}").status_code == 200
+        refused = httpx.post(router.url + "/v1/embeddings", json={"model": "po", "input": "x"})
+        assert refused.status_code == 400 and "'task: pooling'" in refused.text
+        nowhere = httpx.post(router.url + "/v1/nowhere", json={"model": "po"})
+        assert nowhere.status_code == 404 and nowhere.json()["error"]["code"] == 404
+        assert router.status()["switches"] == 1  # neither refusal switched
+        assert ask(router.client(), "po")
+        gone = httpx.get(f"{router.url}/v1/responses/{made['id']}")
+        assert gone.status_code == 404
+        assert "was made by developer, which has been stopped since" in gone.text
+        assert router.status()["switches"] == 2
+    assert peak[0] == 1
+
+
+def test_an_idle_sleep_agent_is_put_to_sleep_and_woken_by_the_next_request(
+    standin_workspace: StandinWorkspace, cli: Callable[..., CliResult]
+) -> None:
+    from tests.integration.test_hot_switch_docker import asleep, counts, make_sleepy
+
+    ws = standin_workspace
+    make_sleepy(ws, cli, "po")
+    path = ws.root / "agents" / "po.yaml"
+    path.write_text(path.read_text() + "idle_minutes: 0.02\n")  # 1.2 s, from the spec
+    assert cli("compose").code == 0
+    with running_router() as router:
+        client = router.client()
+        assert ask(client, "po")
+        assert router.status()["idle"]["after_s"] == pytest.approx(1.2)
+        deadline = time.monotonic() + 30
+        while not asleep(ws, "po"):
+            assert time.monotonic() < deadline, "the idle sleep agent was not put to sleep"
+            time.sleep(0.2)
+        assert [agent for agent, state in our_containers() if state == "running"] == ["po"]
+        assert ask(client, "po")
+        assert counts(ws, "po")["loads"] == 1 and counts(ws, "po")["wakes"] == 1

@@ -38,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from api_routes import ApiRoutes
 from sleep_mode import GARBAGE, NO_SLEEP_ON_CPU, WAKE_FAILURES, SleepMode, cpu_platform
 
 VERSION = "0.33.0"
@@ -867,6 +868,7 @@ class Handler(BaseHTTPRequestHandler):
     cfg: Config
     engine: Engine
     sleep: SleepMode
+    api: ApiRoutes
 
     # -- plumbing
 
@@ -942,11 +944,13 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", "/load"): lambda: self._json(200, {"server_load": 0}),
             ("GET", "/metrics"): self._metrics,
             ("GET", "/v1/models"): self._models,
-            ("POST", "/v1/chat/completions"): lambda: self._generate(chat=True),
-            ("POST", "/v1/completions"): lambda: self._generate(chat=False),
             **self.sleep.routes(self),
+            **self.api.routes(self),
         }
-        handler = routes.get((method, path))
+        if self.api.generates():
+            routes[("POST", "/v1/chat/completions")] = lambda: self._generate(chat=True)
+            routes[("POST", "/v1/completions")] = lambda: self._generate(chat=False)
+        handler = routes.get((method, path)) or self.api.dynamic(self, method, path)
         if handler is not None:
             handler()
         elif any(p == path for _, p in routes):
@@ -1106,9 +1110,24 @@ class Handler(BaseHTTPRequestHandler):
 
     def _chunk(self, payload: Any) -> None:
         text = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-        data = f"data: {text}\n\n"
+        self._raw_chunk(f"data: {text}\n\n")
+
+    def _raw_chunk(self, data: str) -> None:
         raw = data.encode()
         self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+        self.wfile.flush()
+
+    def _start_stream(self) -> None:
+        self.send_response_only(200)
+        self.send_header("date", self.date_time_string())
+        self.send_header("server", "uvicorn")
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        self._access(200)
+
+    def _end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
     def _stream(
@@ -1199,7 +1218,9 @@ START_TIME = time.time()
 def serve(cfg: Config) -> None:
     engine = Engine(cfg)
     sleep = SleepMode(cfg.args, LOG, STOP)
-    handler = type("BoundHandler", (Handler,), {"cfg": cfg, "engine": engine, "sleep": sleep})
+    api = ApiRoutes(cfg.model, cfg.served_names, cfg.args.get("runner"))
+    bound = {"cfg": cfg, "engine": engine, "sleep": sleep, "api": api}
+    handler = type("BoundHandler", (Handler,), bound)
     server = ThreadingHTTPServer((cfg.host, cfg.port), handler)
     server.daemon_threads = True
     shown = "0.0.0.0" if cfg.host in ("", "0.0.0.0") else cfg.host
@@ -1212,8 +1233,12 @@ def serve(cfg: Config) -> None:
         ("/load", "GET"),
         ("/metrics", "GET"),
         ("/v1/models", "GET"),
-        ("/v1/chat/completions", "POST"),
-        ("/v1/completions", "POST"),
+        *(
+            [("/v1/chat/completions", "POST"), ("/v1/completions", "POST")]
+            if api.generates()
+            else []
+        ),
+        *api.route_lines(),
         *sleep.route_lines(),
     ):
         LOG.api(f"Route: {route}, Methods: {methods}", where="launcher.py:54")

@@ -249,9 +249,13 @@ def _router_line(router: RouterView) -> str:
     if not router.answering:
         return f"{where}, not answering /router/status."
     queue = ", ".join(f"{agent} {count}" for agent, count in sorted(router.queue.items()))
+    idle = ""
+    if router.active and router.idle_stop_s:
+        left = "in use" if router.idle_left_s is None else f"{_duration(router.idle_left_s)} left"
+        idle = f", idle stop after {_duration(router.idle_stop_s)} ({left})"
     return (
         f"{where}, active agent: {router.active or 'none'}, queue: {queue or 'empty'}, "
-        f"switches: {router.switches}."
+        f"switches: {router.switches}{idle}."
     )
 
 

@@ -22,8 +22,9 @@ def serve(
         str | None,
         typer.Option(
             "--idle-stop",
-            help="Stop the active agent after this long without a request (30m, 90s, 1h); "
-            "the next request starts it again.",
+            help="Stop the active agent after this long without a request (30m, 90s, 1h), "
+            "for every agent; default: each spec's idle_minutes (30). The next request starts "
+            "it again.",
         ),
     ] = None,
     max_queue: Annotated[
@@ -69,10 +70,14 @@ def serve(
         bool,
         typer.Option("--stop-agents-on-exit", help="Stop the running agent when the router exits."),
     ] = False,
+    access_log: Annotated[
+        bool,
+        typer.Option("--access-log", help="Log one line per request (also with --debug)."),
+    ] = False,
 ) -> None:
     """Serve all agents behind one OpenAI endpoint.
 
-    The body's `model` names the agent (served name or agent name); a request for another
+    The body's `model` names the agent (served name, agent name or alias); a request for another
     agent than the running one waits while the router switches on demand (same core as
     `launch`).
     Policy and routes: docs/router.md.
@@ -100,5 +105,6 @@ def serve(
         stop_agents_on_exit=stop_agents_on_exit,
         limits=ClientLimits(max_body_bytes=max_body * MIB, max_connections=max_connections),
         debug=debug_enabled(),
+        access_log=access_log or debug_enabled(),
     )
     raise typer.Exit(run_server(workspace(create=True), config))

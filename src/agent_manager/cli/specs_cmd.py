@@ -71,6 +71,9 @@ def _render_list(result: AgentList) -> None:
     table = fitted_table(columns, rows)
     console.print(table)
     for row in result.agents:
+        if row.aliases:
+            console.print(f"{row.name}: also answers to {', '.join(row.aliases)}", markup=False)
+    for row in result.agents:
         if row.switch != "cold":
             state = row.asleep or (
                 f"awake, holds {row.host_ram} since its level-1 sleep"

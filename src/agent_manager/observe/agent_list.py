@@ -32,6 +32,11 @@ class AgentRow(BaseModel):
     asleep: str | None = None  # `asleep (level 1, 5.2 GiB in host RAM)` while it sleeps
     # `9.8 GiB in host RAM` while its container lives after a level-1 sleep, asleep or not
     host_ram: str | None = None
+    aliases: list[str] = []  # more names clients may send as `model`
+    task: str = "generate"
+    tool_parser: str | None = None
+    reasoning_parser: str | None = None
+    idle_minutes: float = 30.0  # `serve` stops (or sleeps) it after this long idle; 0 = never
 
 
 class InvalidSpec(BaseModel):
@@ -75,6 +80,11 @@ def collect_agent_list(ws: Workspace) -> AgentList:
                 switch="cold" if spec.switch == "cold" else f"sleep (level {spec.sleep_level})",
                 asleep=asleep.get(agent.name),
                 host_ram=host_ram.get(agent.name),
+                aliases=list(spec.aliases),
+                task=spec.task,
+                tool_parser=spec.tool_parser,
+                reasoning_parser=spec.reasoning_parser,
+                idle_minutes=spec.idle_minutes,
             )
         )
     return AgentList(

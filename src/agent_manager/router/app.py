@@ -1,12 +1,13 @@
-"""The router's routes, built by `build_app(config, catalog, switcher)`: no global state.
+r"""The router's routes, built by `build_app(config, catalog, switcher)`: no global state.
 
     GET  /health                  the router's own health (no key needed)
-    GET  /v1/models               every agent of the workspace, with its state
-    POST /v1/chat/completions     \
-    POST /v1/completions           > to the agent whose served name or agent name is `model`
-    POST /v1/embeddings           /
+    GET  /v1/models[/{id}]        every agent of the workspace (and alias), with its state
+    POST <every model route>      to the agent named by `model` (routes.py has the table)
+    GET  /v1/responses/{id}       \ to the agent that made the response (pinned.py)
+    POST /v1/responses/{id}/cancel/
     GET  /router/status           active agent, queue per agent, switches, last switch
     GET  /metrics                 Prometheus
+Anything else: a JSON 404 (405) in the caller's dialect (dialects.py).
 """
 
 from __future__ import annotations
@@ -23,20 +24,24 @@ from typing import Any, Protocol
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route as Path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_manager.observe.state import AgentState
+from agent_manager.router.cards import model_card, model_cards
 from agent_manager.router.catalog import Catalog
 from agent_manager.router.config import RouterConfig
-from agent_manager.router.limits import BodyRefused, parse_json, read_body
+from agent_manager.router.dialects import dialect_of, error_response, no_route
+from agent_manager.router.limits import BodyRefused, read_body
 from agent_manager.router.metrics import CONTENT_TYPE, RouterMetrics
+from agent_manager.router.pinned import PinnedResponse
+from agent_manager.router.pins import IdSniffer, Pin, ResponsePins
 from agent_manager.router.policy import Scheduler
-from agent_manager.router.upstream import Forward, Relay, error_response, new_client
+from agent_manager.router.routes import ROUTES, Refusal, Route, prepare
+from agent_manager.router.upstream import Forward, Relay, new_client
 
 LOG = logging.getLogger("agent_manager.router")
 OPEN_PATHS = ("/health",)
-PROXIED = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 FIRST_LOOK_S = 3.0  # a hung Docker must not hold the router's start
 
 
@@ -61,6 +66,8 @@ class RouterCore:
     metrics: RouterMetrics = field(init=False)
     relay: Relay | None = None
     started: float = field(default_factory=time.time)
+    pins: ResponsePins = field(default_factory=ResponsePins)
+    starts: dict[str, int] = field(default_factory=dict)  # fresh starts per agent (pins.py)
 
     def __post_init__(self) -> None:
         self.metrics = RouterMetrics(
@@ -74,9 +81,38 @@ class RouterCore:
             max_queue=config.max_queue,
             max_wait_s=config.max_wait_s,
             drain_timeout_s=config.drain_timeout_s,
-            idle_stop_s=config.idle_stop_s,
-            on_switch=self.metrics.switched,
+            idle_for=self.idle_for,
+            on_switch=self._switched,
         )
+
+    def idle_for(self, agent: str) -> float | None:
+        """Seconds without a request before `agent` stops (or sleeps): --idle-stop, else the
+        spec's idle_minutes (0: never)."""
+        if self.config.idle_stop_s is not None:
+            return self.config.idle_stop_s
+        target = self.catalog.get(agent)
+        return target.idle_s if target is not None else None
+
+    def _switched(self, agent: str, seconds: float, ok: bool) -> None:
+        self.metrics.switched(agent, seconds, ok)
+        target = self.catalog.get(agent)
+        if ok and not (target is not None and target.sleeps):
+            self.starts[agent] = self.starts.get(agent, 0) + 1  # a new process: a new memory
+
+    def pin(self, agent: str) -> Pin:
+        return Pin(agent, self.starts.get(agent, 0))
+
+    def lost_since(self, pin: Pin) -> bool:
+        """The agent that made a pinned response was stopped since (or is being stopped)."""
+        if self.starts.get(pin.agent, 0) != pin.epoch:
+            return True
+        target = self.catalog.get(pin.agent)
+        if target is not None and target.sleeps:
+            return False  # asleep or awake, the process (and its memory) lives on
+        busy = self.scheduler.busy
+        if busy is not None and not (busy.action == "switching to" and busy.agent == pin.agent):
+            return True  # the agent is being stopped, or another takes the GPU from it
+        return self.scheduler.active != pin.agent
 
     def begin_shutdown(self) -> None:
         """Ctrl-C / SIGTERM: refuse new requests, answer queued ones; in-flight ones finish."""
@@ -100,7 +136,14 @@ class RouterCore:
                 "outcome": last.message,
             },
             "uptime_s": round(time.time() - self.started, 1),
+            "idle": {
+                "after_s": self.idle_for(scheduler.active) if scheduler.active else None,
+                "left_s": scheduler.idle_left(),
+            },
         }
+
+    def state_name(self, agent: str) -> str:
+        return self.agent_state(agent).value
 
     def agent_state(self, agent: str) -> AgentState:
         """The agent's state as the router knows it, in the vocabulary `status` shows."""
@@ -141,20 +184,17 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
         return JSONResponse({"status": "ok"})
 
     async def models(request: Request) -> Response:
-        created = int(core.started)
-        cards = [
-            {
-                "id": target.served_name,
-                "object": "model",
-                "created": created,
-                "owned_by": "agent-manager",
-                "agent": target.agent,
-                "state": core.agent_state(target.agent).value,
-                "max_model_len": target.max_context,
-            }
-            for target in catalog.targets()
-        ]
+        cards = model_cards(catalog, core.state_name, int(core.started))
         return JSONResponse({"object": "list", "data": cards})
+
+    async def model(request: Request) -> Response:
+        model_id = request.path_params["model_id"]
+        card = model_card(catalog, model_id, core.state_name, int(core.started))
+        if card is None:
+            names = ", ".join(catalog.names()) or "none"
+            message = f"The model '{model_id}' does not exist. Models: {names}."
+            return error_response(404, message, "NotFoundError", param="model")
+        return JSONResponse(card)
 
     async def router_status(request: Request) -> Response:
         return JSONResponse(core.status())
@@ -162,15 +202,20 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
     async def metrics(request: Request) -> Response:
         return Response(core.metrics.render(), media_type=CONTENT_TYPE)
 
-    proxies = {path: _Proxy(core, path) for path in PROXIED}
+    proxies = {path: _Proxy(core, route) for path, route in ROUTES.items()}
+    pinned = PinnedResponse(core)
     routes = [
-        Route("/health", health),
-        Route("/v1/models", models),
-        Route("/router/status", router_status),
-        Route("/metrics", metrics),
-        *(Route(path, proxy, methods=["POST"]) for path, proxy in proxies.items()),
+        Path("/health", health),
+        Path("/v1/models", models),
+        Path("/v1/models/{model_id:path}", model),
+        Path("/v1/responses/{response_id}", pinned, methods=["GET"]),
+        Path("/v1/responses/{response_id}/cancel", pinned, methods=["POST"]),
+        Path("/router/status", router_status),
+        Path("/metrics", metrics),
+        *(Path(path, proxy, methods=["POST"]) for path, proxy in proxies.items()),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    handlers = {404: no_route, 405: no_route}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.core = core
     # The hot path: proxied POSTs skip Starlette's exception middleware and route table.
     app.add_middleware(_Front, proxies=proxies)
@@ -183,49 +228,57 @@ def build_app(config: RouterConfig, catalog: Catalog, switcher: Switcher) -> Sta
 class _Proxy:
     """The ASGI endpoint of one proxied route (plain ASGI so the relay owns the response)."""
 
-    def __init__(self, core: RouterCore, path: str):
+    def __init__(self, core: RouterCore, route: Route):
         self.core = core
-        self.path = path
+        self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.monotonic()
-        agent, status = "-", 400
+        core, route = self.core, self.route
+        content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
         try:
-            body = await read_body(receive, scope["headers"], self.core.config.limits)
+            body = await read_body(receive, scope["headers"], core.config.limits)
             if body is None:  # the client left before it sent the whole body: nobody to answer
                 return
-            payload = parse_json(body)
+            prepared = prepare(route, body, content_type, core.catalog)
         except BodyRefused as refused:
             status = refused.status
-            await error_response(status, refused.message, "BadRequestError")(scope, receive, send)
-            self.core.metrics.requests.labels(agent, str(status)).inc()
-            LOG.info("POST %s refused: %d %s", self.path, status, refused.message)
+            answer = error_response(
+                status, refused.message, "BadRequestError", dialect=route.dialect
+            )
+            await answer(scope, receive, send)
+            core.metrics.requests.labels("-", str(status)).inc()
+            LOG.info("POST %s refused: %d %s", route.path, status, refused.message)
             return
-        model = payload.get("model") if isinstance(payload, dict) else None
-        if not isinstance(model, str):
-            message = "The body must be a JSON object with a 'model' naming an agent."
-            await error_response(400, message, "BadRequestError")(scope, receive, send)
-        elif (target := self.core.catalog.find(model)) is None:
-            status = 404
-            names = ", ".join(self.core.catalog.names()) or "none"
-            message = f"The model '{model}' does not exist. Models: {names}."
-            await error_response(404, message, "NotFoundError")(scope, receive, send)
+        if isinstance(prepared, Refusal):
+            agent, status = prepared.agent, prepared.status
+            refusal = error_response(
+                status, prepared.message, prepared.kind, param=prepared.param, dialect=route.dialect
+            )
+            await refusal(scope, receive, send)
         else:
-            agent = target.agent
-            if self.core.config.debug:
+            agent = prepared.target.agent
+            if core.config.debug:
                 LOG.debug("request for %s: %s", agent, body.decode(errors="replace"))
-            assert self.core.relay is not None
-            stream = payload.get("stream") is True
-            forward = Forward(target, self.path, body, stream)
-            status = await self.core.relay.handle(forward, scope, receive, send)
-        self.core.metrics.requests.labels(agent, str(status)).inc()
-        LOG.info(
-            "POST %s model=%s -> %d in %.0f ms",
-            self.path,
-            agent,
-            status,
-            (time.monotonic() - start) * 1000,
-        )
+            sniff = None
+            if route.path == "/v1/responses":
+                # Read while the request holds its agent: the epoch is the one that answers.
+                sniff = IdSniffer(lambda response_id: core.pins.pin(response_id, core.pin(agent)))
+            forward = Forward(
+                prepared.target, route.path, prepared.body, prepared.stream, route.dialect,
+                sniff=sniff,
+            )  # fmt: skip
+            assert core.relay is not None
+            status = await core.relay.handle(forward, scope, receive, send)
+        core.metrics.requests.labels(agent, str(status)).inc()
+        if core.config.access_log:
+            LOG.info(
+                "POST %s model=%s -> %d in %.0f ms",
+                route.path,
+                agent,
+                status,
+                (time.monotonic() - start) * 1000,
+            )
 
 
 class _Front:
@@ -255,11 +308,15 @@ class _Front:
             LOG.exception("the router failed on POST %s", scope["path"])
             if not started:
                 message = "The router failed on this request; see its log."
-                await error_response(500, message, "InternalServerError")(scope, receive, send)
+                failed = error_response(
+                    500, message, "InternalServerError", dialect=dialect_of(scope["path"])
+                )
+                await failed(scope, receive, send)
 
 
 class _RequireKey:
-    """Every route but /health needs `Authorization: Bearer <the router's key>`."""
+    """Every route but /health needs `Authorization: Bearer <the router's key>` (or, as
+    Anthropic's clients send it, `x-api-key: <key>`)."""
 
     def __init__(self, app: ASGIApp, key: str):
         self.app = app
@@ -269,11 +326,18 @@ class _RequireKey:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if secrets.compare_digest(given, b"Bearer " + self.key):
+        headers = dict(scope["headers"])
+        given = headers.get(b"authorization", b"")
+        # The `anthropic` SDK sends its key as x-api-key.
+        if secrets.compare_digest(given, b"Bearer " + self.key) or secrets.compare_digest(
+            headers.get(b"x-api-key", b""), self.key
+        ):
             await self.app(scope, receive, send)
             return
         response = error_response(
-            401, "Missing or wrong API key for this router.", "AuthenticationError"
+            401,
+            "Missing or wrong API key for this router.",
+            "AuthenticationError",
+            dialect=dialect_of(scope["path"]),
         )
         await response(scope, receive, send)

@@ -16,6 +16,10 @@ class Target:
     url: str  # http://host:port, without /v1
     api_key_env: str | None  # the agent's own key, added upstream, never shown to clients
     max_context: int | str | None
+    aliases: tuple[str, ...] = ()
+    task: str = "generate"  # generate, pooling or transcription: which routes reach it
+    sleeps: bool = False  # switch: sleep (the process, and what it remembers, survives)
+    idle_s: float | None = None  # stop (or sleep) after this long without a request
 
     @property
     def api_key(self) -> str | None:
@@ -34,7 +38,12 @@ class Catalog:
         return list(self._targets)
 
     def names(self) -> list[str]:
-        return sorted({t.served_name for t in self._targets} | {t.agent for t in self._targets})
+        return sorted(
+            {name for t in self._targets for name in (t.served_name, t.agent, *t.aliases)}
+        )
+
+    def get(self, agent: str) -> Target | None:
+        return next((t for t in self._targets if t.agent == agent), None)
 
     def find(self, model: str) -> Target | None:
         found = self._match(model)
@@ -47,10 +56,11 @@ class Catalog:
         return found
 
     def _match(self, model: str) -> Target | None:
+        # Names are unique across the workspace (spec/uniqueness.py): the first match is the one.
         for target in self._targets:
-            if model == target.served_name:
+            if model == target.served_name or model == target.agent or model in target.aliases:
                 return target
-        return next((t for t in self._targets if model == t.agent), None)
+        return None
 
 
 def workspace_targets(ws: Workspace) -> list[Target]:
@@ -67,6 +77,10 @@ def workspace_targets(ws: Workspace) -> list[Target]:
                 endpoint.url,
                 agent.spec.api_key_env,
                 agent.spec.max_context,
+                tuple(agent.spec.aliases),
+                agent.spec.task,
+                agent.spec.switch == "sleep",
+                agent.spec.idle_minutes * 60 or None,
             )
         )
     return targets

@@ -28,6 +28,7 @@ class RouterConfig:
     api_key_env: str | None = None
     stop_agents_on_exit: bool = False
     debug: bool = False
+    access_log: bool = False  # one line per request (on with --access-log or --debug)
     watch_period_s: float = 2.0  # how often Docker is asked what runs
     limits: ClientLimits = field(default_factory=ClientLimits)
 

@@ -29,6 +29,7 @@ RunningFn = Callable[[], Awaitable[str | None]]
 SwitchListener = Callable[[str, float, bool], None]  # agent, seconds, succeeded
 
 CANCEL_GRACE_S = 5.0  # after cancelling in-flight requests, how long to wait for them to end
+IDLE_SLACK_S = 0.001  # an idle clock this close to its end has ended
 
 
 @dataclass(eq=False)  # each ticket is itself: hashed by identity
@@ -92,6 +93,7 @@ class Scheduler:
         max_wait_s: float = 600.0,
         drain_timeout_s: float = 60.0,
         idle_stop_s: float | None = None,
+        idle_for: Callable[[str], float | None] | None = None,
         on_switch: SwitchListener | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -100,7 +102,9 @@ class Scheduler:
         self.max_queue = max_queue
         self.max_wait_s = max_wait_s
         self.drain_timeout_s = drain_timeout_s
-        self.idle_stop_s = idle_stop_s
+        # Seconds without a request before the active agent stops; per agent (its spec).
+        self.idle_for = idle_for or (lambda agent: idle_stop_s)
+        self._untimed = False  # the loop waits with no idle clock: a release must wake it
         self._on_switch = on_switch
         self._clock = clock
         self.active: str | None = None
@@ -151,7 +155,7 @@ class Scheduler:
             self._in_flight.discard(ticket)
             self._last_activity = self._clock()
             self._released.set()
-            if not self._in_flight and self.idle_stop_s is not None:
+            if not self._in_flight and self._untimed:
                 self._wake.set()  # the idle clock starts now; otherwise the loop has no news
 
     def forget(self, agent: str) -> None:
@@ -194,6 +198,10 @@ class Scheduler:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    def idle_left(self) -> float | None:
+        """Seconds until the active agent's idle stop (None: none is coming)."""
+        return None if (left := self._idle_left()) is None else round(max(0.0, left), 1)
+
     # ------------------------------------------------------------------ the loop
 
     async def run(self) -> None:
@@ -205,11 +213,15 @@ class Scheduler:
                 await self._serve(head.agent)
                 continue
             idle_left = self._idle_left()
-            if idle_left is not None and idle_left <= 0:
+            # A timer may fire a hair early (float clocks): then it has ended all the same.
+            if idle_left is not None and idle_left <= IDLE_SLACK_S:
                 await self._stop_idle()
                 continue
+            # A timed wait re-reads the idle clock at its end: releases need not wake it.
+            self._untimed = idle_left is None
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), idle_left)
+            self._untimed = False
 
     def close(self, reason: str) -> None:
         """Shutting down: refuse new requests and answer every queued one with 503."""
@@ -259,9 +271,12 @@ class Scheduler:
         return max(1.0, round(last))
 
     def _idle_left(self) -> float | None:
-        if self.idle_stop_s is None or self.active is None or self._in_flight:
+        if self.active is None or self._in_flight:
             return None
-        return self.idle_stop_s - (self._clock() - self._last_activity)
+        limit = self.idle_for(self.active)
+        if limit is None:
+            return None
+        return limit - (self._clock() - self._last_activity)
 
     async def _serve(self, agent: str) -> None:
         if agent != self.active:

@@ -69,6 +69,8 @@ class RouterView(BaseModel):
     queue: dict[str, int] = {}
     switches: int | None = None
     answering: bool = False
+    idle_stop_s: float | None = None  # the active agent stops (or sleeps) after this idle time
+    idle_left_s: float | None = None  # ... of which this much is left (None: in use)
 
 
 def router_file(ws: Workspace, create: bool = False) -> Path:
@@ -169,6 +171,9 @@ def router_view(ws: Workspace, warn: Warn, timeout: float = 2.0) -> RouterView |
         view.active = status.get("active")
         view.queue = {k: v for k, v in (status.get("queue") or {}).items() if v}
         view.switches = status.get("switches")
+        idle = status.get("idle") or {}
+        view.idle_stop_s = idle.get("after_s")
+        view.idle_left_s = idle.get("left_s")
     return view
 
 

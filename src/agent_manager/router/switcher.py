@@ -116,14 +116,19 @@ class DockerSwitcher:
         await in_thread(lambda: self._stop(agent))
 
     def _stop(self, agent: str) -> None:
+        """The idle stop: a sleep agent goes to sleep (it wakes in seconds), others stop."""
+        from agent_manager.switch.hot import sleep_idle
         from agent_manager.switch.lock import workspace_lock
         from agent_manager.switch.stop import stop_agents
 
-        LOG.info("stopping %s (idle)", agent)
         try:
             with workspace_lock(
                 self.ws.lock_path, agent=agent, command=f"serve (idle stop of {agent})", timeout=60
             ):
+                if sleep_idle(self.ws, agent, lambda text: LOG.info("%s: %s", agent, text)):
+                    LOG.info("%s is asleep (idle)", agent)
+                    return
+                LOG.info("stopping %s (idle)", agent)
                 stop_agents(self.ws, agent)
         except AgentManagerError as error:
             LOG.error("could not stop %s: %s", agent, error.message)

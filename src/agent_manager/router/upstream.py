@@ -10,19 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 import httpx
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from agent_manager.router.catalog import Target
+from agent_manager.router.dialects import OPENAI, Dialect, error_response, sse_error
 from agent_manager.router.errors import RouterError
 from agent_manager.router.metrics import RouterMetrics
 from agent_manager.router.network import UpstreamTransport
@@ -33,25 +32,6 @@ FORWARDED_REQUEST_HEADERS = (b"content-type", b"accept", b"user-agent")
 FORWARDED_RESPONSE_HEADERS = ("content-type",)
 _RETRY = -1  # the agent refused the connection before anything was sent: ask again
 CLIENT_GONE = 499  # nginx's "client closed request", for the log and metrics only
-
-
-def error_body(status: int, message: str, kind: str, param: str | None = None) -> dict[str, Any]:
-    """OpenAI's error shape, as the `openai` client reads it."""
-    return {"error": {"message": message, "type": kind, "param": param, "code": status}}
-
-
-def error_response(
-    status: int, message: str, kind: str, retry_after: float | None = None
-) -> Response:
-    headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else None
-    return JSONResponse(error_body(status, message, kind), status_code=status, headers=headers)
-
-
-def sse_error(status: int, message: str) -> bytes:
-    """The last event of a stream the router had to end (vLLM ends failed streams alike)."""
-    return (
-        f"data: {json.dumps(error_body(status, message, 'ServiceUnavailableError'))}\n\n".encode()
-    )
 
 
 # No read timeout: a long generation is not a failure. Connect fails fast: nothing listens.
@@ -72,6 +52,9 @@ class Forward:
     path: str
     body: bytes
     stream: bool
+    dialect: Dialect = OPENAI  # of the router's own errors
+    method: str = "POST"
+    sniff: Callable[[bytes], None] | None = None  # sees the answer's body (response ids)
 
 
 class _TrackedSend:
@@ -104,7 +87,11 @@ class Relay:
                 ticket = await self._acquire(target.agent, receive)
             except RouterError as error:
                 response = error_response(
-                    error.status, error.message, error.kind, error.retry_after
+                    error.status,
+                    error.message,
+                    error.kind,
+                    error.retry_after,
+                    dialect=forward.dialect,
                 )
                 await response(scope, receive, send)
                 return error.status
@@ -122,7 +109,10 @@ class Relay:
                 break
         message = f"{target.agent} does not accept connections at {target.url}."
         hint = f" See `agent-manager status` and `agent-manager logs {target.agent}`."
-        await error_response(503, message + hint, "ServiceUnavailableError")(scope, receive, send)
+        failed = error_response(
+            503, message + hint, "ServiceUnavailableError", dialect=forward.dialect
+        )
+        await failed(scope, receive, send)
         return 503
 
     async def _acquire(self, agent: str, receive: Receive) -> Ticket | None:
@@ -167,11 +157,12 @@ class Relay:
         if not ticket.cancelled.is_set() or status == _RETRY:
             return status
         if tracked.status is None:  # cancelled before the agent answered
-            await error_response(503, ticket.reason, "ServiceUnavailableError")(
-                scope, receive, send
-            )
+            await error_response(
+                503, ticket.reason, "ServiceUnavailableError", dialect=forward.dialect
+            )(scope, receive, send)
             return 503
-        await send({"type": "http.response.body", "body": sse_error(503, ticket.reason)})
+        ended = sse_error(503, ticket.reason, forward.dialect)
+        await send({"type": "http.response.body", "body": ended, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return tracked.status
 
@@ -179,7 +170,7 @@ class Relay:
         target = forward.target
         headers = _upstream_headers(scope, target)
         request = httpx.Request(
-            "POST",
+            forward.method,
             _url(target.url, forward.path),
             content=forward.body,
             headers=headers,
@@ -192,7 +183,8 @@ class Relay:
             return _RETRY
         except httpx.HTTPError as error:
             message = f"{target.agent} did not answer: {type(error).__name__}: {error}"
-            await error_response(502, message, "BadGatewayError")(scope, receive, send)
+            failed = error_response(502, message, "BadGatewayError", dialect=forward.dialect)
+            await failed(scope, receive, send)
             return 502
         self.metrics.upstream_seconds.labels(target.agent).observe(time.monotonic() - start)
         kept = {k: v for k, v in upstream.headers.items() if k in FORWARDED_RESPONSE_HEADERS}
@@ -200,12 +192,13 @@ class Relay:
             # An HTTP/1.0 client cannot read chunks: it gets the whole stream as one body.
             event_stream = upstream.headers.get("content-type", "").startswith("text/event-stream")
             if event_stream and scope.get("http_version") != "1.0":
-                stream = StreamingResponse(
-                    _chunks(upstream, target.agent), upstream.status_code, headers=kept
-                )
+                chunks = _chunks(upstream, target.agent, forward.dialect, forward.sniff)
+                stream = StreamingResponse(chunks, upstream.status_code, headers=kept)
                 await stream(scope, receive, send)
             else:
                 content = b"".join([chunk async for chunk in upstream.aiter_raw()])
+                if forward.sniff is not None:
+                    forward.sniff(content)
                 if self.debug:
                     LOG.debug(
                         "response from %s: %s", target.agent, content.decode(errors="replace")
@@ -234,12 +227,20 @@ async def _cancel_on_disconnect(
         scope.cancel()
 
 
-async def _chunks(upstream: httpx.Response, agent: str) -> AsyncIterator[bytes]:
+async def _chunks(
+    upstream: httpx.Response,
+    agent: str,
+    dialect: Dialect,
+    sniff: Callable[[bytes], None] | None,
+) -> AsyncIterator[bytes]:
     try:
         async for chunk in upstream.aiter_raw():
+            if sniff is not None:
+                sniff(chunk)
             yield chunk
     except httpx.HTTPError as error:
-        yield sse_error(502, f"{agent} stopped answering mid-stream ({type(error).__name__}).")
+        message = f"{agent} stopped answering mid-stream ({type(error).__name__})."
+        yield sse_error(502, message, dialect)
 
 
 @functools.lru_cache(maxsize=256)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent_manager.errors import SpecError
+from agent_manager.spec import serving
 from agent_manager.spec.cpu_block import CpuChoice
 from agent_manager.spec.env_check import ENV_NAME, OWNED_FLAGS, check_env_entry
 from agent_manager.spec.messages import REMOVED_SETTINGS, spec_error
@@ -105,6 +106,12 @@ class AgentSpec(BaseModel):
     # mode: level 1 keeps the weights in host RAM, level 2 reloads them from disk on wake).
     switch: Literal["cold", "sleep"] = "cold"
     sleep_level: Literal[1, 2] = 1
+    # What clients reach through `serve` (spec/serving.py has the why of each).
+    tool_parser: serving.ToolParser = Field(None, description="--tool-call-parser (none: off)")
+    reasoning_parser: serving.ReasoningParser = Field(None, description="--reasoning-parser")
+    task: serving.Task = Field("generate", description="generate, pooling or transcription")
+    aliases: serving.Aliases = Field(default_factory=list, description="more model names")
+    idle_minutes: float = Field(serving.DEFAULT_IDLE_MINUTES, ge=0, description="0 = never")
 
     @field_validator("model")
     @classmethod
@@ -302,6 +309,10 @@ class Agent:
     def served_name(self) -> str:
         return self.spec.served_name or self.name
 
+    @property
+    def aliases(self) -> list[str]:
+        return self.spec.aliases
+
     def with_engine(self, engine: Engine, why: str = "`--engine cpu` was asked for") -> Agent:
         """The same agent on another engine (`launch --engine`, `engine: auto`). On the CPU its
         `cpu:` block replaces model and context, and sleep mode, which does not run there,
@@ -317,7 +328,8 @@ class Agent:
 
     def spec_hash(self) -> str:
         # Defaults left out: a new field with a default does not make running agents stale.
-        spec = self.spec.model_dump(mode="json", exclude_defaults=True)
+        # Fields only the router reads (aliases, idle) do not change what the container runs.
+        spec = self.spec.model_dump(mode="json", exclude_defaults=True, exclude=serving.ROUTER_ONLY)
         # The CPU block shows in the model it put in place; cuda was the default before auto:
         # leaving both out keeps the hash of every agent that ran before they existed.
         spec.pop("cpu", None)

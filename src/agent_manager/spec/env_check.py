@@ -50,6 +50,10 @@ OWNED_FLAGS = {
     "hf_token": "the HF_TOKEN environment variable (passed by reference)",
     "enable_sleep_mode": "switch (switch: sleep)",
     "shutdown_timeout": "agent-manager (it drains before the compose stop_grace_period)",
+    "enable_auto_tool_choice": "tool_parser",
+    "tool_call_parser": "tool_parser",
+    "reasoning_parser": "reasoning_parser",
+    "runner": "task",
 }
 
 

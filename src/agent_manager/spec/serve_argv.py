@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from agent_manager.spec.agents import Agent, AgentSpec
+from agent_manager.spec.serving import serving_argv
 from agent_manager.spec.vllm_args import (
     CONTAINER_PORT,
     CPU_IMAGE,
@@ -79,6 +80,7 @@ def serve_argv(agent: Agent) -> list[str]:
         argv += ["--override-generation-config", _json(overrides)]
     if spec.speculative:
         argv += ["--speculative-config", _json(spec.speculative)]
+    argv += serving_argv(spec.tool_parser, spec.reasoning_parser, spec.task)
     return argv + list(spec.extra_args)
 
 

@@ -24,12 +24,16 @@ class Named(Protocol):
     @property
     def path(self) -> Path: ...
 
+    @property
+    def aliases(self) -> list[str]: ...
+
 
 def names_of(agent: Named) -> list[tuple[str, str]]:
     """(name, what it is) for every name `agent` answers to."""
     names = [(agent.name, "agent name")]
     if agent.served_name != agent.name:
         names.append((agent.served_name, "served_name"))
+    names += [(alias, "alias") for alias in agent.aliases]
     return names
 
 
@@ -44,6 +48,6 @@ def check_unique_names(agents: Iterable[Named]) -> None:
                 raise SpecError(
                     f"{agent.path}: {kind} '{name}' is also the {other_kind} of {other.name} "
                     f"({other.path}); a client asking for '{name}' could reach only one of them.",
-                    hint="Give each agent its own served_name.",
+                    hint="Give each agent names (served_name, aliases) no other agent uses.",
                 )
             owners.setdefault(name, (agent, kind))

@@ -38,6 +38,7 @@ from agent_manager.observe.sleepers import (
     DEFAULT_RESIDUAL_BYTES,
     SleepAgent,
     residual_of,
+    sleep_agents,
 )
 from agent_manager.observe.state import AgentState
 from agent_manager.plan import planner
@@ -130,6 +131,8 @@ def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set
     out: the cold part stops it.
     """
     candidates = plan.sleepers(ws, agent.name)
+    for name, why in plan.cannot_sleep(ws, agent.name):
+        say(f"{name} cannot sleep now ({why}); stopping it instead (cold switch).")
     staying = {c.container.id for c in candidates if c.asleep}
     sleeping = [c.agent.name for c in candidates if c.asleep]
     for other in (c for c in candidates if not c.asleep):
@@ -142,6 +145,24 @@ def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set
         staying.add(other.container.id)
         sleeping.append(other.agent.name)
     return staying
+
+
+def sleep_idle(ws: Workspace, name: str, say: Say) -> bool:
+    """Put the awake sleep agent `name` to sleep (`serve`'s idle timeout); False when it is
+    not one that can sleep now (the caller stops it instead)."""
+    containers = docker_adapter.get_docker().list_agent_containers()
+    candidates = [c for c in sleep_agents(ws, containers) if c.agent.name == name]
+    if not candidates:
+        return False
+    if candidates[0].asleep:
+        return True
+    others = [c.agent.name for c in sleep_agents(ws, containers) if c.asleep]
+    try:
+        _sleep_one(ws, candidates[0], say, others)
+    except SleepFailed as failed:
+        say(f"{failed.message} Stopping it instead.")
+        return False
+    return True
 
 
 def _sleep_one(ws: Workspace, other: SleepAgent, say: Say, sleeping: list[str]) -> None:
