@@ -162,10 +162,13 @@ def plan(
     from agent_manager.cli.options import workspace
     from agent_manager.errors import GpuUnavailableError
     from agent_manager.plan.planner import gpu_target_from_nvml, gpu_target_on_paper, plan_agents
+    from agent_manager.spec.engine_choice import gpu_cluster, machine_engines
     from agent_manager.spec.loader import load_agents
 
     ws = workspace()
-    loaded = load_agents(ws, agents or None)
+    # --gpu-memory asks about a card: `engine: auto` agents are planned on it. Without it,
+    # they are planned where they would run here (the CPU on a machine without a GPU runtime).
+    loaded = load_agents(ws, agents or None, machine=gpu_cluster if gpu_memory else machine_engines)
     target = None
     sleepers: dict[str, int] = {}
     if gpu_memory is not None:
