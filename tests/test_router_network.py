@@ -347,3 +347,24 @@ def test_a_request_cancelled_while_it_waits_for_the_answer_hangs_up() -> None:
             await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_path_with_spaces_and_non_ascii_is_sent_percent_encoded() -> None:
+    heads: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: Server) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(answer(b"{}"))
+        await writer.drain()
+
+    async def scenario() -> None:
+        async with serving(record) as server:
+            client = UpstreamClient()
+            url = f"http://127.0.0.1:{server.port}"
+            response = await client.request("GET", url, "/v1/responses/a b\u00e9?x=1", [])
+            assert await response.aread() == b"{}"
+            await client.aclose()
+
+    asyncio.run(scenario())
+    assert heads[0].startswith(b"GET /v1/responses/a%20b%C3%A9?x=1 HTTP/1.1\r\n")
+    assert b"content-length" not in heads[0]  # a GET without a body says nothing of one

@@ -253,7 +253,8 @@ class UpstreamClient:
         """Send `method base+path` with `headers` (names lower-case, values as bytes, sent as
         they are) and `body`; returns once the answer's head has arrived."""
         host, port, authority = _address(base)
-        head = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode(), path.encode(), authority)]
+        target = _request_target(path)
+        head = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode(), target, authority)]
         for name, value in headers:
             if b"\r" in value or b"\n" in value or b"\0" in value:
                 raise httpx.LocalProtocolError(f"Illegal header value for {name.decode()}")
@@ -336,3 +337,9 @@ def _address(base: str) -> tuple[str, int, bytes]:
         raise httpx.UnsupportedProtocol(f"Agents speak plain HTTP, not {base!r}.")
     port = url.port or 80
     return url.host, port, url.netloc
+
+
+@functools.lru_cache(maxsize=1024)
+def _request_target(path: str) -> bytes:
+    """The path (and query) as a request line carries it: percent-encoded as httpx would."""
+    return httpx.URL("http://agent" + path).raw_path
