@@ -53,3 +53,16 @@ def test_an_unknown_key_in_the_cpu_block_is_named(cli: Cli, workspace: Path) -> 
     said = " ".join(result.stderr.split())
     assert "unknown key 'max_model_len' in 'cpu'" in said
     assert "takes model, max_context and cpu_kv_cache_gib" in said
+
+
+def test_plan_at_60_columns_keeps_agent_names_and_verdicts(
+    cli: Cli, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    result = cli("--home", str(workspace), "plan", "--gpu-memory", "16")
+    assert result.code in (0, 1), result.output
+    table = result.stdout.split("\n\n")[0].splitlines()
+    header = next(line for line in table if "agent" in line and "needed" in line)
+    assert "other" not in header  # less important columns went first
+    for agent in ("architect", "developer", "po"):
+        assert any(line.lstrip().startswith(agent) for line in table), table
