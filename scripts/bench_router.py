@@ -6,7 +6,8 @@
 
 `--compare SRC` measures (a) for another checkout's router too (its `src`, e.g. main's), in
 rounds that alternate the two (one `serve` per workspace at a time), so a change is judged
-before/after on the same machine in the same minutes.
+before/after on the same machine in the same minutes. That checkout must accept the workspace
+this one writes (an older one may refuse newer spec fields: its `serve` then never answers).
 
 The router runs as a real `agent-manager serve` process over a temporary workspace whose
 agents are stand-in containers (`python3 tests/standin/build_image.py` builds the image).
