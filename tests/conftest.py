@@ -17,8 +17,10 @@ from agent_manager.adapters import docker as docker_adapter
 from agent_manager.cli import errors as cli_errors
 from agent_manager.cli import options as cli_options
 from agent_manager.cli.app import main
+from agent_manager.spec import engine_choice
 
 REPO = Path(__file__).resolve().parents[1]
+REAL_GET_DOCKER = docker_adapter.get_docker  # for tests that point it at a socket of their own
 
 # huggingface_hub reads this once, at import: set it before any test module imports it.
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
@@ -43,17 +45,60 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     # reach the internet.
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("TERM", "dumb")
+    # Commands the tests run as processes (the router, the CLI as another user) see a GPU
+    # machine too, without probing the host.
+    monkeypatch.setenv(engine_choice.ENGINE_ENV, "cuda")
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # chat history
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))  # the router's state
     monkeypatch.setenv("AGENT_MANAGER_INSTANCE", f"amtest-{uuid.uuid4().hex[:8]}")
     run_dir = tmp_path / "cwd"
     run_dir.mkdir()
     monkeypatch.chdir(run_dir)
     _reset_caches()
+    engine_choice.set_machine_probe(lambda: GPU_MACHINE)
     yield
     _reset_caches()
+
+
+# `engine: auto` sees a GPU machine in every test unless a test says otherwise
+# (`engine_choice.set_machine_probe`): no unit test probes the host's NVML or Docker.
+GPU_MACHINE = engine_choice.MachineEngines(cuda=True)
+engine_choice.set_machine_probe(lambda: GPU_MACHINE)  # for agents loaded while collecting
+
+
+@pytest.fixture(autouse=True)
+def _no_host_ports_or_docker(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unit tests see neither the user's Docker nor who else listens on this machine: the
+    user's own `po` on 127.0.0.1:8002 must not fail them. A port counts as taken only when this
+    test process listens on it; Docker is unreachable unless a test installs tests/fakes/docker.py.
+    The Docker and real-vLLM tiers use the real ones."""
+    if any(request.node.get_closest_marker(m) for m in ("docker", "vllm", "install")):
+        return
+    from agent_manager.doctor import checks
+    from agent_manager.errors import DockerUnavailableError
+    from agent_manager.observe import ports
+    from tests.fakes.docker import install_unreachable
+
+    real = ports.port_use
+
+    def port_use(host: str, port: int) -> ports.PortUse:
+        if host not in ("127.0.0.1", "0.0.0.0", "::", "::1", "localhost"):
+            return real(host, port)  # an address of no interface here: nothing is bound
+        mine = f"pid {os.getpid()} "
+        taken = any(h.startswith(mine) for h in ports.listening_processes(port))
+        return ports.PortUse.IN_USE if taken else ports.PortUse.FREE
+
+    monkeypatch.setattr(ports, "port_use", port_use)
+    monkeypatch.setattr(checks, "port_use", port_use)
+    install_unreachable(
+        monkeypatch,
+        DockerUnavailableError("Docker is not reachable (unit test: no fake installed)."),
+    )
 
 
 def _reset_caches() -> None:
@@ -112,8 +157,10 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
 # fails without Docker: it is never skipped. Naming Docker tests on the command line (a path under
 # tests/integration, a node id) or choosing with `-m` runs them too.
 DOCKER_OPT_IN = "AGENT_MANAGER_TEST_DOCKER"
+# The installer tier (`install`: scripts/install.sh into a fresh venv, ~20 s a run) goes with it.
+SLOW_TIERS = ("docker", "install")
 DOCKER_TIER_LINE = (
-    "{count} Docker-tier tests not run: ./scripts/test.sh runs every tier "
+    "{count} Docker-tier and installer tests not run: ./scripts/test.sh runs every tier "
     f"(or set {DOCKER_OPT_IN}=1 with Docker, Compose v2 and the stand-in image present)."
 )
 _DESELECTED_DOCKER = pytest.StashKey[int]()
@@ -148,11 +195,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _deselect_docker_tier(config: pytest.Config, items: list[pytest.Item]) -> None:
     if docker_tier_wanted(config):
         return
-    docker_items = [item for item in items if item.get_closest_marker("docker")]
+    docker_items = [item for item in items if any(map(item.get_closest_marker, SLOW_TIERS))]
     if not docker_items:
         return
     config.hook.pytest_deselected(items=docker_items)
-    items[:] = [item for item in items if not item.get_closest_marker("docker")]
+    slow = set(map(id, docker_items))
+    items[:] = [item for item in items if id(item) not in slow]
     config.stash[_DESELECTED_DOCKER] = len(docker_items)
 
 

@@ -155,7 +155,9 @@ def test_bench_of_an_agent_that_is_not_running_says_how_to_launch_it(
     point_agent_at(workspace, "po", free_port())
     result = cli("--home", str(workspace), "bench", "po", "-n", "1")
     assert result.code == 1
-    assert "agent po is not running — start it with `agent-manager launch po`" in result.stderr
+    said = " ".join(result.stderr.split())
+    # The hint carries the --home in use, so following it acts on the same workspace.
+    assert f"start it with `agent-manager --home {workspace} launch po`" in said
 
 
 def test_bench_where_every_request_is_refused_explains_why(cli: Cli, workspace: Path) -> None:
@@ -188,3 +190,22 @@ def test_metrics_text_sums_samples_of_a_name_across_labels() -> None:
     assert values["vllm:generation_tokens_total"] == 42.0
     assert values["vllm:time_to_first_token_seconds_sum"] == 0.5
     assert values["vllm:time_to_first_token_seconds_count"] == 4.0
+
+
+def test_bench_starts_the_agent_only_when_asked(
+    cli: Cli, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.docker import install
+
+    fake = install(monkeypatch)
+
+    def measured(endpoint: object, settings: object) -> None:
+        raise SystemExit(0)  # the agent answers: what bench then measures is tested above
+
+    monkeypatch.setattr("agent_manager.client.bench.run_bench", measured)
+    without = cli("--home", str(workspace), "bench", "po", "-n", "1")
+    assert without.code == 1 and not any(op.startswith("up") for op in fake.ops)
+    started = cli("--home", str(workspace), "bench", "po", "-n", "1", "--start")
+    assert started.code == 0, started.output
+    assert "po is not running; starting it" in started.stderr
+    assert "up -d po" in fake.ops

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.output import DummyOutput
 
 from agent_manager.adapters.http import ChatDelta, Usage, chat_delta, iter_sse_data
-from agent_manager.client.chat import ChatOptions, Conversation
+from agent_manager.cli import use_cmd
+from agent_manager.cli.chat_input import ChatInput
+from agent_manager.client.chat import ChatOptions, Conversation, Reply
 from agent_manager.errors import AgentApiError
 from agent_manager.spec.endpoint import Endpoint
 from tests.conftest import CliResult
@@ -28,22 +33,6 @@ def point_agent_at(workspace: Path, agent: str, port: int, api_key_env: str | No
     if api_key_env:
         text = re.sub(r"(?m)^# api_key_env: \w+$", f"api_key_env: {api_key_env}", text)
     spec.write_text(text)
-
-
-class Terminal(io.StringIO):
-    """Keyboard input at a terminal: the lines typed, then Ctrl-D (or Ctrl-C at once)."""
-
-    def __init__(self, typed: str = "", ctrl_c: bool = False) -> None:
-        super().__init__(typed)
-        self.ctrl_c = ctrl_c
-
-    def isatty(self) -> bool:
-        return True
-
-    def readline(self, size: int | None = -1) -> str:
-        if self.ctrl_c:
-            raise KeyboardInterrupt
-        return super().readline(size)
 
 
 @pytest.fixture
@@ -180,9 +169,11 @@ def test_chat_to_an_agent_that_is_not_running_says_how_to_launch_it(
     cli: Cli, workspace: Path
 ) -> None:
     point_agent_at(workspace, "po", free_port())
-    result = cli("--home", str(workspace), "chat", "po", "hello")
+    result = cli("--home", str(workspace), "chat", "po", "hello", "--no-start")
     assert result.code == 1
-    assert "agent po is not running — start it with `agent-manager launch po`" in result.stderr
+    said = " ".join(result.stderr.split())
+    # The hint carries the --home in use, so following it acts on the same workspace.
+    assert f"start it with `agent-manager --home {workspace} launch po`" in said
     assert "Traceback" not in result.output
 
 
@@ -196,15 +187,117 @@ def test_chat_names_the_models_a_server_serves_when_the_agents_is_not_among_them
     assert "does not serve model 'po' (it serves: architect)" in result.stderr
 
 
+@pytest.fixture
+def keyboard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[PipeInput]:
+    """What the user types at the terminal, through prompt_toolkit's own pipe input."""
+    with create_pipe_input() as typed:
+        monkeypatch.setenv("TERM", "xterm-256color")  # prompt_toolkit edits nothing on "dumb"
+        monkeypatch.setattr(use_cmd, "_stdin_is_terminal", lambda: True)
+        monkeypatch.setattr(
+            use_cmd,
+            "_chat_input",
+            lambda: ChatInput(tmp_path / "history", input=typed, output=DummyOutput()),
+        )
+        yield typed
+
+
 def test_chat_loop_answers_each_line_until_ctrl_d(
-    cli: Cli, workspace: Path, po_server: StandinProcess, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, workspace: Path, po_server: StandinProcess, keyboard: PipeInput
 ) -> None:
-    monkeypatch.setattr("sys.stdin", Terminal("first question\n\nsecond question\n"))
+    keyboard.send_text("first question\r\rsecond question\r")
+    keyboard.close()  # Ctrl-D
     result = cli("--home", str(workspace), "chat", "po", "--max-tokens", "4")
     assert result.code == 0, result.stderr
     answers = result.stdout.strip().splitlines()
     assert [len(a.split()) for a in answers] == [4, 4]  # the empty line asked nothing
-    assert "Ctrl-D or Ctrl-C to leave" in result.stderr
+    assert "/bye, Ctrl-D or Ctrl-C to leave" in result.stderr
+
+
+def test_chat_edits_lines_keeps_history_takes_several_and_knows_clear_and_bye(
+    cli: Cli,
+    workspace: Path,
+    po_server: StandinProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[list[dict[str, str]]] = []
+    real_ask = Conversation.ask
+
+    def ask(self: Conversation, prompt: str, write: Callable[[str], None]) -> Reply:
+        reply = real_ask(self, prompt, write)
+        asked.append(list(self.messages))
+        return reply
+
+    left, up = "\x1b[D", "\x1b[A"
+    # What the user types at each prompt, once it is shown (as a person does: prompt_toolkit
+    # loads the history when the prompt is first drawn).
+    typed = [
+        "one\r",
+        "one" + left * 3 + "zero \r",  # the cursor moved back three characters
+        up + up + "\r",  # history: the line typed two messages ago
+        '"""two\r',  # a quoted block ...
+        'three"""\r',  # ... of two lines
+        "/clear\r",
+        "/?\r",
+        "four\x1b\rfive\r",  # Alt-Enter adds a line
+        "/bye\r",
+    ]
+    with create_pipe_input() as keys:
+
+        def at_prompt() -> None:
+            threading.Timer(0.2, keys.send_text, (typed.pop(0),)).start()
+
+        monkeypatch.setenv("TERM", "xterm-256color")
+        monkeypatch.setattr(use_cmd, "_stdin_is_terminal", lambda: True)
+        monkeypatch.setattr(
+            use_cmd,
+            "_chat_input",
+            lambda: ChatInput(tmp_path / "history", at_prompt, input=keys, output=DummyOutput()),
+        )
+        monkeypatch.setattr(Conversation, "ask", ask)
+        result = cli("--home", str(workspace), "chat", "po", "--max-tokens", "3")
+    assert result.code == 0, result.stderr
+    users = [[m["content"] for m in turn if m["role"] == "user"] for turn in asked]
+    assert users == [
+        ["one"],
+        ["one", "zero one"],
+        ["one", "zero one", "one"],
+        ["one", "zero one", "one", "two\nthree"],
+        ["four\nfive"],  # after /clear: a new conversation
+    ]
+    assert "Cleared the conversation" in result.stderr and "/clear forgets" in result.stderr
+    history = (tmp_path / "history").read_text()
+    assert "+zero one" in history and "+four" in history
+
+
+def test_chat_starts_an_agent_that_is_down_as_launch_does(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent_manager.cli.agent_start import serving_endpoint
+    from agent_manager.spec.workspace import resolve_workspace
+    from tests.fakes.docker import install
+
+    fake = install(monkeypatch)
+    endpoint = serving_endpoint(resolve_workspace(workspace), "po", start=True)
+    assert "up -d po" in fake.ops
+    assert endpoint.url == "http://127.0.0.1:8002"
+
+
+def test_chat_asks_through_the_router_when_one_runs(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent_manager.cli.agent_start import serving_endpoint
+    from agent_manager.router import state_file
+    from agent_manager.spec.workspace import resolve_workspace
+    from tests.fakes.docker import install
+
+    fake = install(monkeypatch)
+    view = state_file.RouterView(url="http://127.0.0.1:8080", pid=1, answering=True)
+    monkeypatch.setattr(state_file, "router_view", lambda ws, warn, timeout=2.0: view)
+    monkeypatch.setattr(state_file, "find_router", lambda ws, warn: None)
+    endpoint = serving_endpoint(resolve_workspace(workspace), "po", start=True)
+    assert endpoint.url == "http://127.0.0.1:8080" and endpoint.model == "po"
+    assert not any(op.startswith("up") for op in fake.ops)  # the router starts it
 
 
 def test_a_prompt_piped_on_stdin_is_asked_once(
@@ -227,9 +320,9 @@ def test_an_empty_stdin_is_a_usage_error(
 
 
 def test_ctrl_c_at_the_prompt_leaves_the_conversation_cleanly(
-    cli: Cli, workspace: Path, po_server: StandinProcess, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, workspace: Path, po_server: StandinProcess, keyboard: PipeInput
 ) -> None:
-    monkeypatch.setattr("sys.stdin", Terminal(ctrl_c=True))
+    keyboard.send_text("\x03")
     result = cli("--home", str(workspace), "chat", "po")
     assert result.code == 0
     assert result.stdout == ""

@@ -15,6 +15,7 @@ import yaml
 
 from agent_manager.compose.render import render_compose, render_compose_text
 from agent_manager.spec.agents import OWNED_FLAGS, Agent, parse_spec
+from agent_manager.spec.engine_choice import gpu_cluster
 from agent_manager.spec.loader import load_agents
 from agent_manager.spec.serve_argv import model_argument
 from agent_manager.spec.vllm_args import check_flags, flag_table
@@ -34,7 +35,7 @@ def golden_agent(name: str) -> Agent:
 
 
 def default_agents() -> list[Agent]:
-    return load_agents(Workspace(REPO, "repo"))
+    return load_agents(Workspace(REPO, "repo"), machine=gpu_cluster)
 
 
 @pytest.mark.parametrize("name", ["minimal", "full", "dollars", "cpu", "sleep"])

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent_manager.errors import SpecError
+from agent_manager.errors import GpuUnavailableError, SpecError
+from agent_manager.spec import engine_choice
 from agent_manager.spec.workspace import resolve_workspace
 from agent_manager.switch.context import LaunchEvents, LaunchOptions
 from agent_manager.switch.core import switch_to as launch
@@ -31,14 +32,41 @@ def run(workspace: Path, agent: str, **options: object) -> list[str]:
     return said
 
 
-def test_without_an_nvidia_gpu_a_plain_launch_says_in_one_line_how_to_use_the_cpu(
+NO_GPU = engine_choice.MachineEngines(cuda=False, why_not="No NVIDIA GPU here (NVML reads none)")
+
+
+def test_without_an_nvidia_gpu_a_plain_launch_runs_the_cpu_model_and_says_so_in_one_line(
     workspace: Path, fake: FakeDocker
 ) -> None:
+    engine_choice.set_machine_probe(lambda: NO_GPU)
     said = run(workspace, "po")
-    hints = [line for line in said if "--engine cpu" in line]
-    assert len(hints) == 1 and "\n" not in hints[0]
-    assert hints[0].startswith("No NVIDIA GPU here")
-    assert hints[0].endswith("agent-manager launch po --engine cpu")
+    notes = [line for line in said if "CPU engine" in line]
+    assert notes == [
+        "No NVIDIA GPU here (NVML reads none): po runs on the CPU engine with "
+        "Qwen/Qwen2.5-1.5B-Instruct at 8,192 tokens (engine: auto; --engine cuda forces the GPU)."
+    ]
+    compose = (workspace / "compose" / "docker-compose-po.yml").read_text()
+    assert "vllm/vllm-openai-cpu:" in compose and "vllm/vllm-openai:" not in compose
+    assert "Qwen/Qwen2.5-1.5B-Instruct" in compose and "'8192'" in compose
+
+
+def test_a_forced_cuda_launch_where_cuda_cannot_run_pulls_nothing(
+    workspace: Path, fake: FakeDocker
+) -> None:
+    engine_choice.set_machine_probe(lambda: NO_GPU)
+    with pytest.raises(GpuUnavailableError, match="cannot run on the CUDA engine") as error:
+        run(workspace, "po", engine="cuda")
+    assert "--engine cpu" in (error.value.hint or "")
+    assert not any(op.startswith(("up", "pull")) for op in fake.ops)
+
+
+def test_compose_check_agrees_with_what_launch_ran(
+    workspace: Path, fake: FakeDocker, cli: Callable[..., CliResult]
+) -> None:
+    engine_choice.set_machine_probe(lambda: NO_GPU)
+    run(workspace, "po")
+    result = cli("--home", str(workspace), "compose", "po", "--check")
+    assert result.code == 0, result.output
 
 
 def test_launch_engine_cpu_writes_the_cpu_compose_file_and_checks_no_gpu(
@@ -79,11 +107,12 @@ def test_list_shows_a_cpu_agents_kv_space_instead_of_a_gpu_fraction(
     workspace: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = workspace / "agents" / "po.yaml"
-    spec.write_text(spec.read_text().replace("engine: cuda", "engine: cpu"))
+    spec.write_text(spec.read_text().replace("engine: auto", "engine: cpu"))
     monkeypatch.setenv("AGENT_MANAGER_HOME", str(workspace))
     listed = cli("list", "--json")
     rows = {row["name"]: row for row in json.loads(listed.stdout)["agents"]}
     assert rows["po"]["engine"] == "cpu" and rows["po"]["cpu_kv_cache_gib"] == 4
+    assert rows["po"]["model"] == "Qwen/Qwen2.5-1.5B-Instruct"  # the spec's cpu: block
     assert rows["architect"]["engine"] == "cuda" and rows["architect"]["cpu_kv_cache_gib"] is None
     assert "cpu, 4 GiB KV" in cli("list").stdout
 
@@ -111,10 +140,24 @@ def test_a_workspace_default_sleep_makes_a_cpu_agent_cold_with_a_notice(
 ) -> None:
     (workspace / "agent-manager.yaml").write_text("defaults: {switch: sleep}\n")
     spec = workspace / "agents" / "po.yaml"
-    spec.write_text(spec.read_text().replace("engine: cuda", "engine: cpu"))
+    spec.write_text(spec.read_text().replace("engine: auto", "engine: cpu"))
     said = run(workspace, "po")
     assert [line for line in said if "no sleep mode" in line] == [
         "po: 'switch: sleep' comes from the workspace defaults in agent-manager.yaml, and "
         "vLLM's CPU engine has no sleep mode (\"Sleep mode is not supported on current "
         'platform"); it switches cold.'
     ]
+
+
+def test_auto_on_a_machine_without_gpu_turns_a_sleep_agent_cold_and_says_why(
+    workspace: Path, fake: FakeDocker
+) -> None:
+    engine_choice.set_machine_probe(lambda: NO_GPU)
+    (workspace / "agent-manager.yaml").write_text("defaults: {switch: sleep}\n")
+    said = run(workspace, "po")
+    assert [line for line in said if "no sleep mode" in line] == [
+        "po: engine: auto found no NVIDIA GPU runtime, and vLLM's CPU engine has no sleep mode "
+        '("Sleep mode is not supported on current platform"); it switches cold.'
+    ]
+    compose = (workspace / "compose" / "docker-compose-po.yml").read_text()
+    assert "--enable-sleep-mode" not in compose

@@ -39,7 +39,7 @@ def test_a_spec_writing_both_cpu_and_sleep_is_refused_naming_both_fields() -> No
 
 def test_cli_exits_2_on_a_cpu_sleep_spec(workspace: Path, cli: Cli) -> None:
     path = workspace / "agents" / "po.yaml"
-    text = path.read_text().replace("engine: cuda", "engine: cpu")
+    text = path.read_text().replace("engine: auto", "engine: cpu")
     path.write_text(text + "switch: sleep\n")
     result = cli("--home", str(workspace), "launch", "po")
     assert result.code == 2

@@ -561,3 +561,30 @@ def test_xet_backed_files_are_left_to_huggingface_hub(cli, fake_hub, home, monke
     assert fake_hub.bytes_served == sum(len(v) for k, v in files.items() if k != asked[0])
     assert inspect_cache("org/xet", None).state is CacheState.COMPLETE
     assert (snapshot("org/xet", commit) / "model.safetensors").read_bytes() == files[asked[0]]
+
+
+def test_a_repo_with_an_empty_file_downloads_it(cli, fake_hub, home):
+    """Real repos carry empty files (an empty added_tokens.json, say); they are whole as is."""
+    repo = {**TYPICAL_REPO, "added_tokens.json": b""}
+    commit = fake_hub.add_repo("org/empty-file", repo)
+    make_workspace(home, {"dev": "org/empty-file"})
+    result = cli("--home", str(home), "download-models")
+    assert result.code == 0, result.output
+    empty = snapshot("org/empty-file", commit) / "added_tokens.json"
+    assert empty.is_file() and empty.read_bytes() == b""
+    assert inspect_cache("org/empty-file", None).state is CacheState.COMPLETE
+
+
+def test_the_empty_file_case_of_the_resuming_fetcher(tmp_path, monkeypatch):
+    blob = tmp_path / "blobs" / "etag"
+    blob.parent.mkdir()
+    assert hf_cache._fetch_partial("http://unused", blob, 0, {}, None) == 0
+    assert blob.read_bytes() == b""
+
+
+def test_a_dry_run_without_the_hub_says_the_size_is_unknown_not_0_b(cli, home, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    make_workspace(home, {"dev": "org/typical"})
+    result = cli("--home", str(home), "download-models", "--dry-run")
+    assert "Total to download: unknown (no sizes for dev)" in said(result.stdout)
+    assert "0 B" not in result.stdout

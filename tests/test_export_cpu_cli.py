@@ -52,7 +52,8 @@ def test_a_cpu_pod_gets_the_memory_plan_computes_plus_its_shm(
 def test_a_cpu_agent_the_plan_cannot_size_is_exported_with_a_warning(
     workspace: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
-    agent(workspace, "po", engine="cpu")  # nothing cached, and the hub does not answer
+    # Not a shipped default model (plan/shipped.py), nothing cached, and the hub does not answer.
+    agent(workspace, "po", engine="cpu", model="acme/Qwen2.5-7B-Instruct-AWQ-tuned")
     result = cli("--home", str(workspace), "export", "kubeai", "po")
     assert result.code == 0, result.output
     flat = " ".join(result.stderr.split())

@@ -82,6 +82,19 @@ def test_gpu_stats_names_the_agent_holding_vram(po_on_gpu: object, cli: Cli) -> 
     assert "0.5 GiB" in desktop and " po " not in desktop
 
 
+def test_gpu_stats_at_60_columns_keeps_names_whole_and_drops_minor_columns(
+    po_on_gpu: object, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    result = cli("gpu-stats")
+    assert result.code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any("NVIDIA GeForce RTX 4080" in line for line in lines)
+    assert any("amtest-po-vllm-1" in line for line in lines)
+    assert "clocks" not in result.stdout  # the least important column went first
+    assert all(len(line) <= 60 for line in lines), lines
+
+
 def test_gpu_stats_json_has_every_field_and_the_agent(po_on_gpu: object, cli: Cli) -> None:
     result = cli("gpu-stats", "--json")
     assert result.code == 0, result.output

@@ -4,6 +4,7 @@ retry without them, and the residual comes from the agent's own processes (NVML)
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -203,3 +204,31 @@ def test_the_residual_is_the_agents_own_nvml_use_not_vllms_whole_gpu_figure(
         "Put po to sleep (level 1) in 0.12 s; it keeps 0.7 GiB of GPU memory and 5.4 GiB in "
         "host RAM."
     ]
+
+
+def test_a_sleep_agent_that_cannot_sleep_is_stopped_with_a_line_that_says_why(
+    workspace: Path,
+) -> None:
+    from agent_manager.observe.state import AgentMachine
+    from agent_manager.switch.strategy import SwitchPlan
+
+    spec = workspace / "agents" / "architect.yaml"
+    spec.write_text(spec.read_text() + "\nswitch: sleep\n")
+    ws = resolve_workspace(workspace)
+    po = load_agent(ws, "po")
+    old = dataclasses.replace(_container("architect", "c2"), spec_hash="an-older-spec")
+    plan = SwitchPlan(
+        containers=[old],
+        keep=None,
+        machines={"architect": AgentMachine("architect", AgentState.READY)},
+    )
+    said: list[str] = []
+
+    staying = hot.sleep_others(ws, po, plan, said.append)
+
+    assert staying == set()
+    assert said == [
+        "architect cannot sleep now (its spec changed since it started); "
+        "stopping it instead (cold switch)."
+    ]
+    assert [c.id for c in plan.to_put_away] == ["c2"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_manager.adapters import docker as docker_adapter
 from agent_manager.adapters.docker_sdk import SdkDocker
 from agent_manager.diagnosis.phases import phase_of
 from agent_manager.errors import LaunchError
@@ -27,7 +28,7 @@ from agent_manager.switch import vram
 from agent_manager.switch.context import LaunchEvents, LaunchFailed, LaunchOptions
 from agent_manager.switch.core import switch_to as launch
 from agent_manager.switch.lock import holder_path, workspace_lock
-from tests.conftest import CliResult
+from tests.conftest import REAL_GET_DOCKER, CliResult
 from tests.fakes import nvml as fake_nvml
 from tests.fakes.docker import Behaviour, FakeDocker, install
 from tests.fakes.nvml import Scenario, device, process
@@ -360,7 +361,7 @@ def test_cli_launch_failure_says_what_to_do_and_quotes_the_log(
         text.index("What to do: Raise gpu_memory_fraction"),
         text.index("Log lines:"),
         text.index("\n  [x] ValueError: No available memory for the cache blocks. [bold]\n"),
-        text.index("Full log: agent-manager logs po"),
+        text.index(f"Full log: agent-manager --home {workspace} logs po"),
     ]
     assert order == sorted(order)
 
@@ -380,8 +381,8 @@ def test_cli_launch_ctrl_c_leaves_the_container_and_says_how_to_stop_it(
     result = cli("--home", str(workspace), "launch", "po")
     assert result.code == 130
     assert "Stopped following po; its container is left as it is." in result.stderr
-    assert "agent-manager stop po" in result.stderr
-    assert "agent-manager logs po -f" in result.stderr
+    assert f"agent-manager --home {workspace} stop po" in result.stderr
+    assert f"agent-manager --home {workspace} logs po -f" in result.stderr
     assert fake.running() == ["po"]
 
 
@@ -429,6 +430,7 @@ def test_docker_down_gives_a_clear_message(
     workspace: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    monkeypatch.setattr(docker_adapter, "get_docker", REAL_GET_DOCKER)  # on that socket only
     result = cli("--home", str(workspace), "launch", "po")
     assert result.code == 1
     assert "Cannot reach the Docker Engine" in result.stderr
@@ -500,3 +502,16 @@ def test_launch_refuses_a_spec_whose_api_key_variable_is_unset(
     monkeypatch.setenv("PO_API_KEY", "s3cret")
     run_launch(workspace, "po")
     assert fake.running() == ["po"]
+
+
+def test_a_launch_that_compose_could_not_create_points_at_no_log(
+    workspace: Path, fake: FakeDocker, cli: Cli
+) -> None:
+    """`logs` would answer "po has no container": no "Full log" line then."""
+    fake.behaviour["po"] = Behaviour(
+        up_exit_code=1, up_output=["Error response from daemon: manifest unknown"]
+    )
+    result = cli("--home", str(workspace), "launch", "po")
+    assert result.code == 1
+    assert "manifest unknown" in result.stderr
+    assert "Full log" not in result.stderr

@@ -93,6 +93,8 @@ def agent(workspace: Path, name: str, **fields: object) -> Agent:
     import yaml
 
     data = yaml.safe_load((workspace / "agents" / f"{name}.yaml").read_text())
+    if fields.get("engine") == "cpu":
+        data.pop("cpu", None)  # these tests size the spec's own model on the CPU
     data.update(fields)
     path = workspace / "agents" / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -174,7 +176,7 @@ def test_hub_file_sizes_are_used_when_the_cache_has_no_weights(
             hub.RepoFile("onnx/model.safetensors", 7),
         ],
     )
-    facts = read_checkpoint("Qwen/Qwen2.5-7B-Instruct-AWQ", None)
+    facts = read_checkpoint("acme/Qwen2.5-7B-Instruct-AWQ-tuned", None)  # not a shipped default
     assert facts.weights.bytes == 5_580_000_000
     assert facts.weights.source == "hub file list, 2 safetensors files"
     assert facts.shape is None and "config.json" in facts.problems[0]
@@ -274,6 +276,7 @@ def test_auto_context_with_no_room_for_kv_cache_does_not_fit(
 
 
 def test_plan_offline_without_cache_says_what_it_could_not_know(workspace: Path, cli: Cli) -> None:
+    agent(workspace, "po", model="acme/Qwen2.5-7B-Instruct-AWQ-tuned")  # not a shipped default
     result = cli("--home", str(workspace), "plan", "po", "--gpu-memory", "16", "--json")
     assert result.code == 0
     (plan,) = json.loads(result.stdout)["agents"]
@@ -362,7 +365,7 @@ def test_offline_planning_does_not_wait_on_download_retries(monkeypatch) -> None
 
     monkeypatch.setattr(hub, "repo_files", unreachable)
     monkeypatch.setattr(hub, "download_file", must_not_download)
-    facts = checkpoint_info.read_checkpoint("Qwen/Qwen2.5-7B-Instruct-AWQ", None)
+    facts = checkpoint_info.read_checkpoint("acme/Qwen2.5-7B-Instruct-AWQ-tuned", None)
     assert facts.shape is None and facts.weights.bytes is None
     assert any("Cannot reach the hub" in problem for problem in facts.problems)
     assert facts.weights.source == "not in the cache; hub: hub not reached"

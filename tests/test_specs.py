@@ -221,17 +221,31 @@ def test_a_spec_that_is_not_a_mapping_is_explained():
     assert "expected 'field: value' lines" in error.message
 
 
-def test_engine_is_cuda_unless_the_spec_says_cpu():
-    assert parse_spec("po", Path("agents/po.yaml"), BASE).spec.engine == "cuda"
+def test_engine_is_auto_unless_the_spec_says_cuda_or_cpu():
+    assert parse_spec("po", Path("agents/po.yaml"), BASE).spec.engine == "auto"
     cpu = parse_spec("po", Path("agents/po.yaml"), BASE + "engine: cpu\n")
     assert cpu.spec.engine == "cpu" and cpu.spec.cpu_kv_cache_gib == 4
     assert cpu.with_engine("cuda").spec.engine == "cuda"
 
 
+def test_the_cpu_block_replaces_model_and_context_only_on_the_cpu():
+    text = BASE + "cpu: {model: Qwen/Qwen2.5-1.5B-Instruct, max_context: 8192}\n"
+    agent = parse_spec("po", Path("agents/po.yaml"), text)
+    on_cpu = agent.with_engine("cpu").spec
+    assert (on_cpu.model, on_cpu.max_context) == ("Qwen/Qwen2.5-1.5B-Instruct", 8192)
+    assert agent.with_engine("cuda").spec.model == agent.spec.model
+    # What the block says shows in the model it puts in place, not in a running agent's hash.
+    assert (
+        agent.with_engine("cuda").spec_hash()
+        == parse_spec("po", Path("agents/po.yaml"), BASE).with_engine("cuda").spec_hash()
+    )
+
+
 def test_an_unknown_engine_names_the_field_and_the_choices():
     message = full_message(spec_error(BASE + "engine: rocm\n"))
     assert "agents/po.yaml:3" in message and "'engine'" in message
-    assert "'cuda'" in message and "'cpu'" in message and "'rocm'" in message
+    assert "'auto'" in message and "'cuda'" in message and "'cpu'" in message
+    assert "'rocm'" in message
 
 
 def test_a_local_model_folder_must_be_an_absolute_path():

@@ -46,7 +46,7 @@ def test_list_shows_every_agent_and_whether_its_compose_file_is_current(cli, wor
         row = next(line for line in result.stdout.splitlines() if line.startswith(name))
         assert f"http://127.0.0.1:{port}/v1" in row
         assert "missing" in row
-    assert "agent-manager compose" in result.stderr
+    assert f"agent-manager --home {workspace} compose" in " ".join(result.stderr.split())
 
     cli("--home", str(workspace), "compose")
     data = json.loads(cli("--home", str(workspace), "list", "--json").stdout)

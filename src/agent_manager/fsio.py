@@ -105,7 +105,8 @@ def refuse_link(path: Path) -> None:
         raise file_error(OSError(errno.ELOOP, "link"), path, "write")
 
 
-def _write(path: Path, text: str) -> None:
+def stage_text(path: Path, text: str) -> str:
+    """Write `text` to a synced temporary file beside `path`; return its name (to rename in)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -114,6 +115,15 @@ def _write(path: Path, text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = stage_text(path, text)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from typing import Any
 from jsonschema import Draft7Validator, Draft202012Validator
 
 from agent_manager.spec.agents import Agent, parse_spec
+from agent_manager.spec.engine_choice import gpu_cluster
 from agent_manager.spec.loader import load_agents
 from agent_manager.spec.workspace import Workspace
 
@@ -23,7 +24,7 @@ KUBEAI_URL_SCHEMES = ("hf://", "pvc://", "ollama://", "s3://", "gs://", "oss://"
 
 
 def default_agents() -> list[Agent]:
-    return load_agents(Workspace(REPO, "repo"))
+    return load_agents(Workspace(REPO, "repo"), machine=gpu_cluster)
 
 
 def full_agent() -> Agent:

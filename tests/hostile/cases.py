@@ -237,6 +237,7 @@ CASES: list[Case] = [
         ("plan", "po", "--gpu-memory", "24"),
         0,
         ("po", "did not answer within 1 s"),
+        setup=spec(model="acme/Qwen2.5-7B-Instruct-AWQ-tuned"),  # not a shipped default
         needs=("silent_hub",),
         max_seconds=20,
     ),
@@ -245,6 +246,7 @@ CASES: list[Case] = [
         ("plan", "po", "--gpu-memory", "24"),
         0,
         ("estimated", "the hub did not answer"),
+        setup=spec(model="acme/Qwen2.5-7B-Instruct-AWQ-tuned"),  # cached_po_config's model
         needs=("silent_hub", "cached_po_config"),
         max_seconds=20,
     ),
@@ -444,7 +446,7 @@ CASES: list[Case] = [
     ),
     Case(
         "XDG_CONFIG_HOME-under-a-file",
-        ("list",),
+        ("compose",),
         2,
         ("Cannot create the default workspace", "XDG_CONFIG_HOME"),
         env={"XDG_CONFIG_HOME": "{ws}/agents/po.yaml"},

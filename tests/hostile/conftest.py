@@ -52,13 +52,18 @@ def silent_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield url
 
 
+# The default models ship with agent-manager (plan/shipped.py) and never ask the hub; tests of a
+# silent hub give po a model that is not shipped.
+UNSHIPPED_MODEL = "acme/Qwen2.5-7B-Instruct-AWQ-tuned"
+
+
 @pytest.fixture
 def cached_po_config() -> None:
     """config.json of po's model in the local cache (no weights), as a partial download leaves."""
     from agent_manager.adapters.hf_cache import repo_folder
 
     commit = "0123456789abcdef0123456789abcdef01234567"
-    folder = repo_folder("Qwen/Qwen2.5-7B-Instruct-AWQ")
+    folder = repo_folder(UNSHIPPED_MODEL)
     (folder / "refs").mkdir(parents=True)
     (folder / "refs" / "main").write_text(commit)
     snapshot = folder / "snapshots" / commit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import shutil
 import subprocess
@@ -49,6 +50,26 @@ def _fill(text: str, ws: Path) -> str:
     return text.replace("{ws}", str(ws))
 
 
+@functools.cache
+def _reachable_by(user: str) -> str | None:
+    """None when `user` can run this venv's CLI, else why not (a clone under a folder of mode
+    700, as home folders are on Ubuntu: only its owner may enter it)."""
+    done = _run_as(user, ["--version"], dict(os.environ))
+    if done.code == 0:
+        return None
+    return (done.stderr.strip() or f"exit {done.code}").splitlines()[-1]
+
+
+def _skip_unless_reachable_by(user: str) -> None:
+    why = _reachable_by(user)
+    if why is not None:
+        pytest.skip(
+            f"the user {user} cannot run {Path(sys.executable).parent / 'agent-manager'} "
+            f"({why}): this clone sits under a private folder. Clone it under a folder "
+            f"{user} may enter to run these cases."
+        )
+
+
 def _run_as(user: str, argv: list[str], env: dict[str, str]) -> CliResult:
     exe = str(Path(sys.executable).parent / "agent-manager")
     uid = {"nobody": 65534}[user]
@@ -87,6 +108,8 @@ def test_hostile_input(
     if case.home:
         argv = ["--home", str(ws), *argv]
 
+    if case.as_user:
+        _skip_unless_reachable_by(case.as_user)
     start = time.monotonic()
     if case.as_user:
         env = {**os.environ, "HF_HOME": str(ws.parent / "hf"), "XDG_CONFIG_HOME": str(ws.parent)}

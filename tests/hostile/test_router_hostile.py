@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from agent_manager.adapters import docker as docker_adapter
 from agent_manager.router.config import RouterConfig
 from agent_manager.router.limits import ClientLimits
 from agent_manager.spec.workspace import Workspace
-from tests.conftest import REPO, CliResult
+from tests.conftest import REAL_GET_DOCKER, REPO, CliResult
 from tests.hostile.conftest import _silent_server
 from tests.hostile.router_cases import ATTACKS, Attack
 from tests.hostile.router_world import BAIT_TEXT, SECRET, Outcome, Router, Trap, router, trap
@@ -79,6 +80,8 @@ def docker_hung(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     path = str(tmp_path / "hung-docker.sock")
     for _ in _silent_server(socket.AF_UNIX, path):
         monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+        # The real client, on this test's own socket (unit tests get no Docker otherwise).
+        monkeypatch.setattr(docker_adapter, "get_docker", REAL_GET_DOCKER)
         yield
 
 

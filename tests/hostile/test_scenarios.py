@@ -40,7 +40,7 @@ def test_launch_fit_check_gives_up_on_a_silent_hub_and_says_so(
     workspace: Path, silent_hub: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_nvml.install(monkeypatch, Scenario([device(used_gib=0.4)]))
-    po = agent(workspace, "po")
+    po = agent(workspace, "po", model="acme/Qwen2.5-7B-Instruct-AWQ-tuned")  # not shipped
     start = time.monotonic()
     warnings = planner.ensure_fits(po)
     assert time.monotonic() - start < 15

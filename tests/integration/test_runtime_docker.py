@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -265,12 +267,21 @@ def test_timeout_leaves_the_container_and_says_how_to_follow_it(
 def test_ctrl_c_during_launch_leaves_the_container(standin_workspace: StandinWorkspace) -> None:
     standin_workspace.set_standin_env("po", {"STANDIN_LOAD_SECONDS": "30"})
     launcher = spawn("launch", "po")
-    deadline = time.monotonic() + 60
-    while ("po", "running") not in our_containers() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(0.5)
+    # Interrupt the state under test, following a loading agent, however loaded the machine:
+    # wait for launch to print the loading phase (one line per phase when not a terminal).
+    said: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [said.put(line) for line in launcher.stderr or ()])
+    reader.start()
+    seen: list[str] = []
+    while not any("loading weights" in line for line in seen):
+        seen.append(said.get(timeout=120))
+        assert "is ready" not in seen[-1], seen
     launcher.send_signal(signal.SIGINT)
-    out, err = launcher.communicate(timeout=30)
+    launcher.wait(timeout=30)
+    reader.join(timeout=30)
+    while not said.empty():
+        seen.append(said.get())
+    err = "".join(seen)
 
     assert launcher.returncode == 130, err
     assert "Stopped following po; its container is left as it is." in err

@@ -173,6 +173,7 @@ def _fetch_partial(
     file stays for the next run.
     """
     partial = blob.with_name(blob.name + PARTIAL_SUFFIX)
+    partial.touch()  # an empty file is whole as it is (nothing to fetch)
     fetched = 0
     failures = 0
     while True:

@@ -189,7 +189,7 @@ def fetch_file(model: str, commit: str, filename: str, on_bytes: OnBytes | None 
     download fails, and buffers 10 MB before writing, so an interrupted multi-GB shard would
     start over: plain files go through `hf_cache.fetch_blob`, which resumes them. Xet-backed
     files (the metadata carries `xet_file_data`) are left to `hf_hub_download`, which fetches
-    them with Xet's chunk-level transfers and dedup.
+    them with Xet's chunk-level transfers and dedup, and so are empty files.
     """
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.utils import build_hf_headers
@@ -206,7 +206,8 @@ def fetch_file(model: str, commit: str, filename: str, on_bytes: OnBytes | None 
             library_name="agent-manager",
             library_version=__version__,
         )
-        if meta.xet_file_data is not None:
+        if meta.xet_file_data is not None or meta.size == 0:
+            # Xet transfers, and empty files (nothing to resume): huggingface_hub's own download.
             download_file(model, commit, filename)
             size = meta.size or 0
             if on_bytes is not None:

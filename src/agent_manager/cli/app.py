@@ -5,10 +5,14 @@ libraries (docker, pynvml, huggingface_hub, requests) are imported inside comman
 from __future__ import annotations
 
 import logging
+import sys
+from functools import cache
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.main
+from typer.core import TyperGroup
 
 from agent_manager import __version__
 from agent_manager.cli import (
@@ -23,13 +27,14 @@ from agent_manager.cli import (
 )
 from agent_manager.cli.errors import run_cli, set_debug
 from agent_manager.cli.options import set_home
+from agent_manager.cli.shape import SuggestingGroup, hoist_global_options, set_metavars
 from agent_manager.errors import WORKSPACE_WARNINGS
 
 app = typer.Typer(
     name="agent-manager",
     help="Run local LLM agents (vLLM in Docker) on one NVIDIA GPU, one at a time.",
+    cls=SuggestingGroup,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -44,6 +49,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     home: Annotated[
         Path | None,
         typer.Option(
@@ -57,7 +63,8 @@ def _global(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
 ) -> None:
-    set_home(home)
+    commands = getattr(ctx.command, "commands", {})
+    set_home(home, list(commands))
     set_debug(debug)
 
 
@@ -76,6 +83,15 @@ app.command("bench")(use_cmd.bench)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("serve")(serve_cmd.serve)
 app.add_typer(export_cmd.app, name="export")
+
+
+@cache
+def command() -> TyperGroup:
+    """The Click tree, built once, with readable metavars."""
+    tree = typer.main.get_command(app)
+    assert isinstance(tree, TyperGroup)
+    set_metavars(tree)
+    return tree
 
 
 class _WarningLine(logging.Handler):
@@ -97,4 +113,5 @@ def _route_warnings() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     _route_warnings()
-    run_cli(lambda: app(args=argv, prog_name="agent-manager", standalone_mode=False))
+    args = hoist_global_options(sys.argv[1:] if argv is None else argv)
+    run_cli(lambda: command().main(args=args, prog_name="agent-manager", standalone_mode=False))

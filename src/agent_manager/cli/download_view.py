@@ -163,7 +163,7 @@ def render_dry_run(report: DownloadReport) -> None:
         commit = f" (commit {result.commit[:12]})" if result.commit else ""
         console.print(f"{result.agent}: {result.model}{at}{commit}", markup=False)
         table = Table(show_edge=False, pad_edge=False, box=None)
-        table.add_column("file", overflow="fold")
+        table.add_column("file", no_wrap=True, overflow="ignore")  # a path: kept whole
         table.add_column("size", justify="right")
         table.add_column("state")
         for file in result.files:
@@ -186,29 +186,51 @@ def render_dry_run(report: DownloadReport) -> None:
         for warning in result.warnings:
             ui.warn(f"{result.agent}: {warning}")
     needed = sum(r.remaining_bytes for r in report.agents)
+    total = format_bytes(needed)
+    unknown = [r.agent for r in report.agents if r.status == "failed"]
+    if unknown:
+        # The hub gave no file list for them: their size is not known, and not 0 B.
+        names = ", ".join(unknown)
+        total = (
+            f"unknown (no sizes for {names})"
+            if len(unknown) == len(report.agents)
+            else f"{total} plus what {names} need{'s' if len(unknown) == 1 else ''} (unknown)"
+        )
     console.print(
-        f"Total to download: {format_bytes(needed)} into {report.cache} (dry run: nothing fetched)",
+        f"Total to download: {total} into {report.cache} (dry run: nothing fetched)",
         markup=False,
         soft_wrap=True,
     )
 
 
 def render_report(report: DownloadReport) -> None:
+    from agent_manager.cli.fitted_table import Column, fitted_table
+
     console = ui.out()
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("agent", "model", "result", "files", "size", "fetched", "time"):
-        table.add_column(column, overflow="fold")
+    columns = [
+        Column("agent", keep=9),
+        Column("model", keep=8, whole=True),
+        Column("result", keep=9),
+        Column("files", keep=2),
+        Column("size", keep=5),
+        Column("fetched", keep=4),
+        Column("time", keep=3),
+    ]
+    rows = []
     for result in report.agents:
         at = f"@{result.revision}" if result.revision else ""
-        table.add_row(
-            result.agent,
-            result.model + at,
-            _result_word(result),
-            str(len(result.files)) if result.files else "-",
-            format_bytes(result.total_bytes) if result.files else "-",
-            format_bytes(result.fetched_bytes),
-            f"{result.seconds:.1f} s",
+        rows.append(
+            [
+                result.agent,
+                result.model + at,
+                _result_word(result),
+                str(len(result.files)) if result.files else "-",
+                format_bytes(result.total_bytes) if result.files else "-",
+                format_bytes(result.fetched_bytes),
+                f"{result.seconds:.1f} s",
+            ]
         )
+    table = fitted_table(columns, rows)
     console.print(table)
     for result in report.agents:
         for warning in result.warnings:

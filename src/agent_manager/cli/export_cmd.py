@@ -110,10 +110,12 @@ def kubeai(
         render_model,
         render_model_text,
     )
+    from agent_manager.spec.engine_choice import gpu_cluster
     from agent_manager.spec.loader import load_agents
 
     ws = workspace()
-    chosen = load_agents(ws, agents or None)
+    # A cluster has GPUs: `engine: auto` exports as the GPU agent, whatever this machine is.
+    chosen = load_agents(ws, agents or None, machine=gpu_cluster)
     options = KubeAIOptions(
         namespace=option_check.namespace(namespace),
         resource_profile=resource_profile,
@@ -184,10 +186,12 @@ def production_stack(
         render_values,
         render_values_text,
     )
+    from agent_manager.spec.engine_choice import gpu_cluster
     from agent_manager.spec.loader import load_agents
 
     ws = workspace()
-    chosen = load_agents(ws, agents or None)
+    # A cluster has GPUs: `engine: auto` exports as the GPU agent, whatever this machine is.
+    chosen = load_agents(ws, agents or None, machine=gpu_cluster)
     options = StackOptions(
         request_cpu=request_cpu,
         request_memory=option_check.quantity("--request-memory", request_memory) or "",

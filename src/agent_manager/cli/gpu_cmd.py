@@ -80,37 +80,40 @@ def _print_sleepers() -> None:
 def _stats_view(snapshot: GpuSnapshot) -> RenderableType:
     from rich.console import Group
 
+    from agent_manager.cli.fitted_table import Column, fitted_table
     from agent_manager.observe.gpu import gib
 
-    gpus = ui.table()
-    for column in (
-        "gpu",
-        "name",
-        "memory used / total",
-        "free",
-        "util",
-        "temp",
-        "power",
-        "clocks",
-        "fan",
-    ):
-        gpus.add_column(column, overflow="fold")
+    gpu_columns = (
+        Column("gpu", keep=9),
+        Column("name", keep=8, whole=True),
+        Column("memory used / total", keep=9),
+        Column("free", keep=7),
+        Column("util", keep=6),
+        Column("temp", keep=4),
+        Column("power", keep=3),
+        Column("clocks", keep=1),
+        Column("fan", keep=2),
+    )
+    gpu_rows = []
     for gpu in snapshot.gpus:
         power = "-"
         if gpu.power_draw_w is not None:
             limit = f" / {gpu.power_limit_w:.0f}" if gpu.power_limit_w is not None else ""
             power = f"{gpu.power_draw_w:.0f}{limit} W"
-        gpus.add_row(
-            str(gpu.index),
-            gpu.name,
-            f"{gib(gpu.memory_used_bytes)} / {gib(gpu.memory_total_bytes)}",
-            gib(gpu.memory_free_bytes),
-            _unit(gpu.utilization_percent, "%"),
-            _unit(gpu.temperature_c, "°C"),
-            power,
-            f"{_unit(gpu.sm_clock_mhz, '')} / {_unit(gpu.memory_clock_mhz, '')} MHz",
-            _unit(gpu.fan_percent, "%"),
+        gpu_rows.append(
+            (
+                str(gpu.index),
+                gpu.name,
+                f"{gib(gpu.memory_used_bytes)} / {gib(gpu.memory_total_bytes)}",
+                gib(gpu.memory_free_bytes),
+                _unit(gpu.utilization_percent, "%"),
+                _unit(gpu.temperature_c, "°C"),
+                power,
+                f"{_unit(gpu.sm_clock_mhz, '')} / {_unit(gpu.memory_clock_mhz, '')} MHz",
+                _unit(gpu.fan_percent, "%"),
+            )
         )
+    gpus = fitted_table(gpu_columns, gpu_rows)
     first = snapshot.gpus[0] if snapshot.gpus else None
     versions = (
         f"Driver {first.driver_version or '-'}, CUDA {first.cuda_driver_version or '-'}"
@@ -119,17 +122,24 @@ def _stats_view(snapshot: GpuSnapshot) -> RenderableType:
     )
     parts: list[RenderableType] = [versions, gpus, ""]
     if snapshot.processes:
-        procs = ui.table()
-        for column in ("gpu", "pid", "memory", "agent", "container"):
-            procs.add_column(column, overflow="fold")
-        for process in snapshot.processes:
-            procs.add_row(
+        proc_columns = (
+            Column("gpu", keep=6),
+            Column("pid", keep=9),
+            Column("memory", keep=9),
+            Column("agent", keep=9, whole=True),
+            Column("container", keep=5, whole=True),
+        )
+        proc_rows = [
+            (
                 str(process.gpu_index),
                 str(process.pid),
                 gib(process.used_bytes),
                 process.agent or "-",
                 process.container_name or process.container_id or "-",
             )
+            for process in snapshot.processes
+        ]
+        procs = fitted_table(proc_columns, proc_rows)
         parts.append(procs)
     else:
         parts.append("No process is using a GPU.")
@@ -162,10 +172,13 @@ def plan(
     from agent_manager.cli.options import workspace
     from agent_manager.errors import GpuUnavailableError
     from agent_manager.plan.planner import gpu_target_from_nvml, gpu_target_on_paper, plan_agents
+    from agent_manager.spec.engine_choice import gpu_cluster, machine_engines
     from agent_manager.spec.loader import load_agents
 
     ws = workspace()
-    loaded = load_agents(ws, agents or None)
+    # --gpu-memory asks about a card: `engine: auto` agents are planned on it. Without it,
+    # they are planned where they would run here (the CPU on a machine without a GPU runtime).
+    loaded = load_agents(ws, agents or None, machine=gpu_cluster if gpu_memory else machine_engines)
     target = None
     sleepers: dict[str, int] = {}
     if gpu_memory is not None:
@@ -206,6 +219,7 @@ def plan(
 
 def _render_plan(report: PlanReport) -> None:
 
+    from agent_manager.cli.fitted_table import Column, fitted_table
     from agent_manager.observe.gpu import gib
 
     gpu, host = report.gpu, report.host
@@ -225,36 +239,38 @@ def _render_plan(report: PlanReport) -> None:
             f"{gib(host.available_bytes, 2)} available",
             markup=False,
         )
-    table = ui.table()
-    for column in (
-        "agent",
-        "weights",
-        "context",
-        "KV cache",
-        "other",
-        "needed",
-        "budget",
-        "headroom",
-        "max ctx",
-        "verdict",
-    ):
-        table.add_column(column, overflow="fold")
+    columns = (
+        Column("agent", keep=9, whole=True),
+        Column("weights", keep=7),
+        Column("context", keep=5),
+        Column("KV cache", keep=6),
+        Column("other", keep=2),
+        Column("needed", keep=8),
+        Column("budget", keep=7),
+        Column("headroom", keep=7),
+        Column("max ctx", keep=4),
+        Column("verdict", keep=9),
+    )
+    rows = []
     for p in report.agents:
         weights = gib(p.weights_bytes, 2) + ("*" if p.weights_estimated else "")
         other = sum(a.bytes for a in p.allowances) if p.allowances else None
         headroom = "-" if p.headroom_bytes is None else f"{p.headroom_bytes / GIB:+.2f} GiB"
-        table.add_row(
-            p.agent,
-            weights,
-            "-" if p.context is None else str(p.context),
-            gib(p.kv_cache_bytes, 2),
-            gib(other, 2),
-            gib(p.needed_bytes, 2),
-            gib(p.budget_bytes, 2),
-            headroom,
-            "-" if p.largest_context is None else str(p.largest_context),
-            p.verdict,
+        rows.append(
+            (
+                p.agent,
+                weights,
+                "-" if p.context is None else str(p.context),
+                gib(p.kv_cache_bytes, 2),
+                gib(other, 2),
+                gib(p.needed_bytes, 2),
+                gib(p.budget_bytes, 2),
+                headroom,
+                "-" if p.largest_context is None else str(p.largest_context),
+                p.verdict,
+            )
         )
+    table = fitted_table(columns, rows)
     console.print(table)
     for p in report.agents:
         engine = " (CPU plan, host RAM)" if p.engine == "cpu" else ""

@@ -22,15 +22,17 @@ def failure_dict(failure: Failure) -> dict[str, Any]:
     }
 
 
-def render_failure(agent: str, failure: Failure) -> None:
-    """Summary, what to do, then the log lines that show it (verbatim, markup off)."""
+def render_failure(agent: str, failure: Failure, container: str | None = "") -> None:
+    """Summary, what to do, then the log lines that show it (verbatim, markup off). The
+    "Full log" line only when a container exists for `logs` to read (None: Compose made none)."""
     ui.error(
         f"{agent} did not start: {failure.summary}",
         failure.fix,
         hint_label="What to do",
         log_lines=failure.matched_lines,
     )
-    ui.err().print(f"Full log: agent-manager logs {agent}", markup=False)
+    if container is not None:
+        ui.err().print(ui.with_home(f"Full log: agent-manager logs {agent}"), markup=False)
 
 
 class PhaseView:
@@ -94,10 +96,10 @@ def render_interrupted(progress: LaunchProgress) -> None:
             f"running{stopped if progress.stopped else ''}.",
             markup=False,
         )
-        console.print(f"  Launch again: agent-manager launch {name}", markup=False)
+        console.print(ui.with_home(f"  Launch again: agent-manager launch {name}"), markup=False)
         return
     console.print(
         f"\nStopped following {escape(name)}; its container is left as it is.", markup=True
     )
-    console.print(f"  Follow its log: agent-manager logs {name} -f", markup=False)
-    console.print(f"  Stop it:        agent-manager stop {name}", markup=False)
+    console.print(ui.with_home(f"  Follow its log: agent-manager logs {name} -f"), markup=False)
+    console.print(ui.with_home(f"  Stop it:        agent-manager stop {name}"), markup=False)

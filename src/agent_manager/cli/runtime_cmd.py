@@ -85,7 +85,7 @@ def launch(
     )
     from agent_manager.switch.core import switch_to
 
-    ws = workspace()
+    ws = workspace(create=True)
     progress = LaunchProgress(agent)
     view = PhaseView(agent)
     events = LaunchEvents(message=view.message, warning=view.warning, phase=view.phase)
@@ -110,7 +110,7 @@ def launch(
                 }
             )
         else:
-            render_failure(failed.agent, failed.failure)
+            render_failure(failed.agent, failed.failure, failed.container)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         view.close()
@@ -145,7 +145,7 @@ def stop(
     """
     from agent_manager.switch.stop import stop_agents
 
-    ws = workspace()
+    ws = workspace(create=True)
     report = stop_agents(ws, agent, everything=all_, grace_s=timeout, on_progress=ui.info)
     if json_output:
         ui.print_json(report)
@@ -192,10 +192,20 @@ def status(json_output: JsonOpt = False) -> None:
         if router is None:
             ui.hint("Start one with `agent-manager launch <agent>`.")
         return
-    table = ui.table()
-    columns = ("agent", "state", "health", "endpoint", "model", "up", "run/wait", "KV", "cache")
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    from agent_manager.cli.fitted_table import Column, fitted_table
+
+    columns = [
+        Column("agent", keep=9),
+        Column("state", keep=8),
+        Column("health", keep=8),
+        Column("endpoint", keep=9, whole=True),
+        Column("model", keep=6, whole=True),
+        Column("up", keep=4),
+        Column("run/wait", keep=3),
+        Column("KV", keep=2),
+        Column("cache", keep=1),
+    ]
+    rows = []
     for row in report.agents:
         reqs = (
             f"{row.requests_running}/{row.requests_waiting}"
@@ -204,18 +214,20 @@ def status(json_output: JsonOpt = False) -> None:
         )
         kv = f"{row.kv_cache_usage * 100:.1f}%" if row.kv_cache_usage is not None else "-"
         state = row.state if row.exit_code in (None, 0) else f"{row.state} ({row.exit_code})"
-        table.add_row(
-            escape(row.agent),
-            escape(state),
-            row.health.value,
-            escape(row.endpoint or "-"),
-            escape(row.served_name or "-"),
-            _duration(row.uptime_s),
-            reqs,
-            kv,
-            row.model_cache or "-",
+        rows.append(
+            [
+                escape(row.agent),
+                escape(state),
+                row.health.value,
+                escape(row.endpoint or "-"),
+                escape(row.served_name or "-"),
+                _duration(row.uptime_s),
+                reqs,
+                kv,
+                row.model_cache or "-",
+            ]
         )
-    console.print(table)
+    console.print(fitted_table(columns, rows))
     if report.running is None:
         console.print("No agent is running.", markup=False)
     for row in report.agents:
@@ -229,7 +241,7 @@ def status(json_output: JsonOpt = False) -> None:
             console.print(f"{row.agent} crashed: {row.exit_reason}", markup=False)
             if row.exit_fix:
                 console.print(f"  What to do: {row.exit_fix}", markup=False)
-            console.print(f"  Full log: agent-manager logs {row.agent}", markup=False)
+            console.print(ui.with_home(f"  Full log: agent-manager logs {row.agent}"), markup=False)
 
 
 def _router_line(router: RouterView) -> str:

@@ -107,4 +107,4 @@ def serve(
         debug=debug_enabled(),
         access_log=access_log or debug_enabled(),
     )
-    raise typer.Exit(run_server(workspace(), config))
+    raise typer.Exit(run_server(workspace(create=True), config))

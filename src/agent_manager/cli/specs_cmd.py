@@ -26,8 +26,12 @@ def list_agents(json_output: JsonOpt = False) -> None:
     result = collect_agent_list(workspace())
     if json_output:
         ui.print_json(result)
-        return
-    _render_list(result)
+    else:
+        _render_list(result)
+    if result.invalid:
+        for problem in result.invalid.values():
+            ui.error(problem.message, problem.hint)
+        raise typer.Exit(2)  # a spec to fix: the user's input
 
 
 def _render_list(result: AgentList) -> None:
@@ -36,24 +40,35 @@ def _render_list(result: AgentList) -> None:
 
     console = ui.out()
     console.print(f"Workspace: {result.workspace} ({result.workspace_source})", markup=False)
-    table = ui.table()
-    for column in ("agent", "model", "endpoint", "context", "mem", "compose", "cache"):
-        # Fold rather than truncate: a cut model id or URL is useless when output is piped.
-        table.add_column(column, overflow="fold")
+    from agent_manager.cli.fitted_table import Column, fitted_table
+
+    columns = [
+        Column("agent", keep=9),
+        Column("model", keep=8, whole=True),
+        Column("endpoint", keep=9, whole=True),
+        Column("context", keep=4),
+        Column("mem", keep=2),
+        Column("compose", keep=6),
+        Column("cache", keep=3),
+    ]
+    rows = []
     for row in result.agents:
         compose = row.compose.value + (" +override" if row.override else "")
         context = "default" if row.max_context is None else str(row.max_context)
-        table.add_row(
-            row.name,
-            row.model + (f"@{row.revision}" if row.revision else ""),
-            row.endpoint,
-            context,
-            f"{row.gpu_memory_fraction:.2f}"
-            if row.engine == "cuda"
-            else f"cpu, {row.cpu_kv_cache_gib} GiB KV",
-            compose,
-            row.model_cache.value,
+        rows.append(
+            [
+                row.name,
+                row.model + (f"@{row.revision}" if row.revision else ""),
+                row.endpoint,
+                context,
+                f"{row.gpu_memory_fraction:.2f}"
+                if row.engine == "cuda"
+                else f"cpu, {row.cpu_kv_cache_gib} GiB KV",
+                compose,
+                row.model_cache.value,
+            ]
         )
+    table = fitted_table(columns, rows)
     console.print(table)
     for row in result.agents:
         if row.aliases:
@@ -99,7 +114,7 @@ def compose(
     )
     from agent_manager.spec.loader import load_agents
 
-    ws = workspace()
+    ws = workspace(create=not check)
     loaded = load_agents(ws, agents or None)
     if not loaded:
         ui.info(f"No agents in {ws.agents_dir}: nothing to write.")

@@ -13,6 +13,7 @@ from agent_manager.cli.options import AgentArg, JsonOpt, workspace
 from agent_manager.errors import UsageError
 
 if TYPE_CHECKING:
+    from agent_manager.cli.chat_input import ChatInput
     from agent_manager.client.bench import BenchReport
 
 MaxTokensOpt = Annotated[
@@ -42,23 +43,27 @@ def chat(
     no_stream: Annotated[
         bool, typer.Option("--no-stream", help="Wait for the whole answer instead of streaming.")
     ] = False,
+    no_start: Annotated[
+        bool, typer.Option("--no-start", help="Fail instead of starting an agent that is down.")
+    ] = False,
 ) -> None:
-    """Chat with a running agent (streamed).
+    """Chat with an agent, starting it if needed (streamed).
 
-    Talks to the agent's OpenAI-compatible API.
+    Talks to the agent's OpenAI-compatible API; an agent that is down is started first
+    (through `agent-manager serve` when a router runs, else as `launch` does).
 
-    Answers stream to stdout as they are generated. The agent's API key is read from the
-    variable its spec names in api_key_env.
+    Answers stream to stdout as they are generated. At a terminal: line editing and history,
+    Alt-Enter or triple quotes for several lines, /clear, /bye (docs/using-agents.md). The
+    agent's API key is read from the variable its spec names in api_key_env.
     """
+    from agent_manager.cli.agent_start import serving_endpoint
     from agent_manager.client.chat import ChatOptions, Conversation, Reply, chat_loop
-    from agent_manager.spec.endpoint import ensure_running, resolve_endpoint
 
-    endpoint = resolve_endpoint(workspace(), agent)
     if prompt == "-" or (prompt is None and not _stdin_is_terminal()):
         prompt = sys.stdin.read()
         if not prompt.strip():
             raise UsageError("No prompt: stdin was empty.", hint="Pass the prompt as an argument.")
-    ensure_running(endpoint)
+    endpoint = serving_endpoint(workspace(create=not no_start), agent, start=not no_start)
     options = ChatOptions(system, max_tokens, temperature, stream=not no_stream)
     conversation = Conversation(endpoint, options)
 
@@ -75,11 +80,14 @@ def chat(
         if reply.interrupted:
             raise typer.Exit(130)
         return
+    from agent_manager.cli.chat_input import with_commands
+
     ui.hint(
         f"Chatting with {endpoint.agent} (model '{endpoint.model}' at {endpoint.url}/v1). "
-        "Ctrl-D or Ctrl-C to leave."
+        "/? for help; /bye, Ctrl-D or Ctrl-C to leave."
     )
-    chat_loop(conversation, _read_prompt, _write, show_end)
+    read = with_commands(_chat_input().read, conversation.clear, ui.hint)
+    chat_loop(conversation, read, _write, show_end)
 
 
 def bench(
@@ -94,6 +102,9 @@ def bench(
     prompt_len: Annotated[
         int, typer.Option("--prompt-len", min=1, help="Prompt length per request, in words.")
     ] = 256,
+    start: Annotated[
+        bool, typer.Option("--start", help="Start the agent first when it is not running.")
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Measure TTFT, tokens/s and latency.
@@ -103,11 +114,10 @@ def bench(
     Sends streamed chat requests at a fixed concurrency and reads vLLM's /metrics before and
     after to report the server's own token counts. Exits 1 if any request failed.
     """
+    from agent_manager.cli.agent_start import serving_endpoint
     from agent_manager.client.bench import BenchSettings, run_bench
-    from agent_manager.spec.endpoint import ensure_running, resolve_endpoint
 
-    endpoint = resolve_endpoint(workspace(), agent)
-    ensure_running(endpoint)
+    endpoint = serving_endpoint(workspace(create=start), agent, start=start)
     settings = BenchSettings(requests, concurrency, max_tokens, prompt_len)
     if ui.stderr_is_terminal() and not json_output:
         report = _with_progress(lambda on_done: run_bench(endpoint, settings, on_done), requests)
@@ -186,16 +196,11 @@ def _stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def _read_line(prompt: str) -> str:
-    return ui.err().input(prompt)
+def _chat_input() -> ChatInput:
+    """The terminal reader (tests give it prompt_toolkit's pipe input instead)."""
+    from agent_manager.cli.chat_input import ChatInput, history_path
 
-
-def _read_prompt() -> str | None:
-    try:
-        return _read_line("[bold]you>[/bold] ")
-    except (EOFError, KeyboardInterrupt):
-        ui.err().print()
-        return None
+    return ChatInput(history_path())
 
 
 def _write(text: str) -> None:

@@ -40,6 +40,10 @@ class Conversation:
         if self.options.system and not self.messages:
             self.messages.append({"role": "system", "content": self.options.system})
 
+    def clear(self) -> None:
+        """Forget the turns so far (`/clear`); the system prompt stays."""
+        self.messages[:] = [m for m in self.messages if m["role"] == "system"]
+
     def request_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.endpoint.model, "messages": list(self.messages)}
         # Unset options are left out so the server's defaults (the spec's temperature) apply.

@@ -100,7 +100,7 @@ def render_compose(agent: Agent, machine: str | None = None) -> dict[str, Any]:
         "environment": environment,
         "volumes": volumes,
     }
-    if spec.engine == "cuda":
+    if spec.engine != "cpu":
         service["deploy"] = {
             "resources": {
                 "reservations": {

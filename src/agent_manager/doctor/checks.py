@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agent_manager.adapters import compose, docker, nvml
+from agent_manager.adapters.gpu_runtime import nvidia_cdi_specs, nvidia_hooks
 from agent_manager.adapters.hf_cache import hf_home, hub_cache
 from agent_manager.doctor.verdicts import (
     Check,
@@ -34,9 +35,6 @@ from agent_manager.spec.loader import check_ports, load_agent
 from agent_manager.spec.vllm_args import IMAGE, IMAGE_TAG
 from agent_manager.spec.workspace import Workspace
 
-CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
-NVIDIA_HOOKS = ("nvidia-container-runtime-hook", "nvidia-container-runtime", "nvidia-ctk")
-
 
 def check_docker() -> list[Check]:
     info = docker.get_docker().engine_info()
@@ -52,12 +50,8 @@ def check_gpu_runtime() -> list[Check]:
         info = docker.get_docker().engine_info()
     except AgentManagerError:
         return [warn("gpu runtime", "Not checked: Docker is not reachable (see 'docker').")]
-    dirs = info.cdi_spec_dirs or CDI_DIRS
-    specs = sorted(
-        str(p) for d in dirs if Path(d).is_dir() for p in Path(d).glob("nvidia*") if p.is_file()
-    )
-    hooks = [h for h in NVIDIA_HOOKS if shutil.which(h)]
-    return [runtime_verdict(info.runtimes, specs, hooks)]
+    specs = nvidia_cdi_specs(info.cdi_spec_dirs)
+    return [runtime_verdict(info.runtimes, specs, nvidia_hooks())]
 
 
 def check_nvml(ws: Workspace) -> list[Check]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from agent_manager.compose.files import ComposeState, compose_state
+from agent_manager.errors import AgentManagerError
 from agent_manager.models.cache_state import CacheState, cache_state
+from agent_manager.spec.agents import Agent
 from agent_manager.spec.endpoint import endpoint_for
-from agent_manager.spec.loader import load_agents
+from agent_manager.spec.loader import check_ports, load_agent
+from agent_manager.spec.uniqueness import check_unique_names
 from agent_manager.spec.workspace import Workspace
 
 
@@ -36,12 +39,18 @@ class AgentRow(BaseModel):
     idle_minutes: float = 30.0  # `serve` stops (or sleeps) it after this long idle; 0 = never
 
 
+class InvalidSpec(BaseModel):
+    message: str
+    hint: str | None = None
+
+
 class AgentList(BaseModel):
     workspace: str
     workspace_source: str
     agents: list[AgentRow]
     misnamed: dict[str, str] = {}  # file in agents/ that is not read → the name to give it
     orphan_compose: list[str] = []  # compose files whose spec is gone
+    invalid: dict[str, InvalidSpec] = {}  # agent → why its spec is unusable (the rest still list)
 
 
 def collect_agent_list(ws: Workspace) -> AgentList:
@@ -50,7 +59,8 @@ def collect_agent_list(ws: Workspace) -> AgentList:
     asleep = asleep_labels(ws)
     host_ram = host_ram_held(ws)
     rows = []
-    for agent in load_agents(ws):
+    agents, invalid = _loadable(ws)
+    for agent in agents:
         spec = agent.spec
         rows.append(
             AgentRow(
@@ -83,4 +93,23 @@ def collect_agent_list(ws: Workspace) -> AgentList:
         agents=rows,
         misnamed={str(path): better for path, better in ws.misnamed_specs().items()},
         orphan_compose=[str(path) for path in ws.orphan_compose_files()],
+        invalid=invalid,
     )
+
+
+def _loadable(ws: Workspace) -> tuple[list[Agent], dict[str, InvalidSpec]]:
+    """Every agent whose spec loads, and for the others the message: one broken spec must not
+    hide the rest."""
+    agents: list[Agent] = []
+    invalid: dict[str, InvalidSpec] = {}
+    for name in ws.agent_names():
+        try:
+            agents.append(load_agent(ws, name))
+        except AgentManagerError as error:
+            invalid[name] = InvalidSpec(message=error.message, hint=error.hint)
+    for check in (check_ports, check_unique_names):
+        try:
+            check(agents)
+        except AgentManagerError as error:
+            invalid[check.__name__] = InvalidSpec(message=error.message, hint=error.hint)
+    return agents, invalid

@@ -1,7 +1,8 @@
 """What the planner needs to know about a checkpoint: its config.json and the size of its weights.
 
-The local Hugging Face cache first (works offline), then the hub's file metadata; what neither
-can tell is reported as unknown, never guessed silently. Estimates from config.json are labelled.
+The local Hugging Face cache first (works offline), then what we ship for the default models
+(plan/shipped.py), then the hub's file metadata; what none can tell is reported as unknown,
+never guessed silently. Estimates from config.json are labelled.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from agent_manager.errors import AgentManagerError
 from agent_manager.plan.memory import estimate_weight_bytes
 from agent_manager.plan.models import CheckpointFacts, Weights
 from agent_manager.plan.shape import PlanInputError, shape_from_config
+from agent_manager.plan.shipped import shipped_facts
 
 INDEX_FILE = "model.safetensors.index.json"
 
@@ -86,6 +88,9 @@ def read_checkpoint(model: str, revision: str | None) -> CheckpointFacts:
     local = local_weight_bytes(snapshot) if snapshot is not None else None
     listing: list[RepoFile] | None = None
     hub_problem: str | None = "a local folder" if folder else None
+    shipped = None if folder else shipped_facts(model, revision)
+    if shipped is not None and (local_config is None or local is None):
+        return shipped  # a default model not (fully) cached: no hub round trip needed
     if not folder and (local_config is None or local is None):
         listing, hub_problem = _ask_hub(model, revision)
 

@@ -103,11 +103,12 @@ def plan_agents(
 
     `sleepers` (agent → VRAM it keeps asleep) stay on the card beside each GPU agent planned.
     """
-    from agent_manager.plan.checkpoint import read_checkpoint
+    from agent_manager.plan.lookup import read_checkpoints
 
+    checkpoints = read_checkpoints((a.spec.model, a.spec.revision) for a in agents)
     plans: list[AgentPlan] = []
     for agent in agents:
-        facts = read_checkpoint(agent.spec.model, agent.spec.revision)
+        facts = checkpoints[(agent.spec.model, agent.spec.revision)]
         if agent.spec.engine == "cpu":
             host = host or host_target()
             plans.append(plan_cpu_agent(agent, facts, host))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent_manager.errors import SpecError
 from agent_manager.spec import serving
+from agent_manager.spec.cpu_block import CpuChoice
 from agent_manager.spec.env_check import ENV_NAME, OWNED_FLAGS, check_env_entry
 from agent_manager.spec.messages import REMOVED_SETTINGS, spec_error
 from agent_manager.spec.sleep_rules import (
@@ -24,8 +24,13 @@ from agent_manager.spec.sleep_rules import (
     cpu_sleep_notice_for,
 )
 from agent_manager.spec.validate import (
+    GGUF_HINT,
+    IMAGE_TAG_NAME,
+    LOCAL_MODEL,
     MAX_CONTEXT_TOKENS,
     MAX_NUM_SEQS,
+    REPO_ID,
+    SERVED_NAME,
     check_speculative,
     refuse_secret_values,
     whole_number,
@@ -41,26 +46,12 @@ from agent_manager.spec.vllm_args import (
 )
 from agent_manager.spec.yaml_load import load_spec_mapping
 
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_SERVED = re.compile(r"^[\w./:-]{1,128}$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-# A local model folder: an absolute path (mounted read-only into the container).
-_LOCAL_MODEL = re.compile(r"^/[\w./+@-]*$")
-
-
-GGUF_HINT = "llama.cpp quant; vLLM 0.33 cannot serve GGUF — use an AWQ/GPTQ/FP8 checkpoint"
-
-
-def _is_gguf_name(value: str) -> bool:
-    return value.lower() in GGUF_QUANT_NAMES
-
-
 # vLLM's CPU engine: the KV cache takes this many GiB of RAM unless the spec says otherwise
 # (VLLM_CPU_KVCACHE_SPACE; vLLM's own docs suggest 4 when it is unset).
 CPU_KV_CACHE_GIB = 4
 
-
 Engine = Literal["cuda", "cpu"]
+EngineChoice = Literal["auto", "cuda", "cpu"]
 
 
 class AgentSpec(BaseModel):
@@ -74,7 +65,8 @@ class AgentSpec(BaseModel):
         description="Hugging Face repo id (e.g. Qwen/Qwen2.5-7B-Instruct-AWQ) or the absolute "
         "path of a local model folder, mounted read-only and served under the agent's name"
     )
-    engine: Engine = Field("cuda", description="vLLM image: NVIDIA GPU or CPU")
+    engine: EngineChoice = Field("auto", description="vLLM image: NVIDIA GPU, CPU, or auto")
+    cpu: CpuChoice | None = Field(None, description="model and context on the CPU engine")
     revision: str | None = Field(None, description="branch, tag or commit of the repo")
     served_name: str | None = Field(None, description="name clients ask for (default: agent)")
     port: int = Field(description="host port the OpenAI API is published on")
@@ -116,7 +108,7 @@ class AgentSpec(BaseModel):
         if value.lower().endswith(".gguf") or ":" in value or "gguf" in value.lower():
             raise ValueError(f"'{value}' is a GGUF model; {GGUF_HINT}")
         if value.startswith("/"):
-            if not _LOCAL_MODEL.match(value) or "/../" in value + "/":
+            if not LOCAL_MODEL.match(value) or "/../" in value + "/":
                 raise ValueError(
                     f"'{value}': a local model folder must be a plain absolute path "
                     "(letters, digits and . _ - + @ only, no '..')"
@@ -126,7 +118,7 @@ class AgentSpec(BaseModel):
             raise ValueError(
                 f"'{value}': give a local model folder as an absolute path (e.g. /srv/models/x)"
             )
-        if not _REPO_ID.match(value):
+        if not REPO_ID.match(value):
             raise ValueError(
                 f"'{value}' is not a Hugging Face repo id like 'Qwen/Qwen2.5-7B' "
                 "nor an absolute path to a model folder"
@@ -196,13 +188,18 @@ class AgentSpec(BaseModel):
             check_speculative(value)
         return value
 
+    @field_validator("quantization", "kv_cache_dtype", "dtype")
+    @classmethod
+    def _not_gguf(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() in GGUF_QUANT_NAMES:
+            raise ValueError(f"'{value}' is a {GGUF_HINT}")
+        return value
+
     @field_validator("quantization")
     @classmethod
     def _quantization(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        if _is_gguf_name(value):
-            raise ValueError(f"'{value}' is a {GGUF_HINT}")
         if value not in QUANTIZATION_METHODS:
             allowed = ", ".join(sorted(QUANTIZATION_METHODS))
             raise ValueError(f"'{value}' is not a vLLM {VLLM_VERSION} method; allowed: {allowed}")
@@ -211,8 +208,6 @@ class AgentSpec(BaseModel):
     @field_validator("kv_cache_dtype")
     @classmethod
     def _kv_dtype(cls, value: str) -> str:
-        if _is_gguf_name(value):
-            raise ValueError(f"'{value}' is a {GGUF_HINT}")
         if value not in KV_CACHE_DTYPES and not value.startswith("turboquant_"):
             allowed = ", ".join(sorted(KV_CACHE_DTYPES))
             raise ValueError(f"'{value}' is not allowed; use one of {allowed}")
@@ -223,8 +218,6 @@ class AgentSpec(BaseModel):
     def _dtype(cls, value: str) -> str:
         flag = flag_table().lookup("--dtype")
         choices = flag.choices if flag and flag.choices else ()
-        if _is_gguf_name(value):
-            raise ValueError(f"'{value}' is a {GGUF_HINT}")
         if value not in choices:
             raise ValueError(f"'{value}' is not allowed; use one of {', '.join(choices)}")
         return value
@@ -232,14 +225,14 @@ class AgentSpec(BaseModel):
     @field_validator("served_name")
     @classmethod
     def _served(cls, value: str | None) -> str | None:
-        if value is not None and not _SERVED.match(value):
+        if value is not None and not SERVED_NAME.match(value):
             raise ValueError("use letters, digits and . _ - / : only (no spaces)")
         return value
 
     @field_validator("image_tag")
     @classmethod
     def _tag(cls, value: str | None) -> str | None:
-        if value is not None and not _TAG.match(value):
+        if value is not None and not IMAGE_TAG_NAME.match(value):
             raise ValueError(f"'{value}' is not a Docker image tag (e.g. v{VLLM_VERSION})")
         return value
 
@@ -300,6 +293,7 @@ class Agent:
     # One-line notices about how the spec was read (e.g. sleep turned off on the CPU engine);
     # the commands that run the agent show them.
     notices: tuple[str, ...] = ()
+    engine_note: str | None = None  # why `engine: auto` chose the CPU, in one line
 
     @property
     def served_name(self) -> str:
@@ -309,20 +303,28 @@ class Agent:
     def aliases(self) -> list[str]:
         return self.spec.aliases
 
-    def with_engine(self, engine: Engine) -> Agent:
-        """The same agent on another engine (`launch --engine`); sleep mode does not run on
-        the CPU engine, so a sleep agent moved there switches cold (said in a notice)."""
+    def with_engine(self, engine: Engine, why: str = "`--engine cpu` was asked for") -> Agent:
+        """The same agent on another engine (`launch --engine`, `engine: auto`). On the CPU its
+        `cpu:` block replaces model and context, and sleep mode, which does not run there,
+        becomes a cold switch (said in a notice)."""
         update: dict[str, Any] = {"engine": engine}
         notices = self.notices
+        if engine == "cpu" and self.spec.cpu is not None:
+            update.update(self.spec.cpu.model_dump(exclude_none=True))
         if engine == "cpu" and self.spec.switch == "sleep":
             update["switch"] = "cold"
-            notices += (cpu_sleep_notice(self.name, "`--engine cpu` was asked for"),)
+            notices += (cpu_sleep_notice(self.name, why),)
         return Agent(self.name, self.path, self.spec.model_copy(update=update), notices)
 
     def spec_hash(self) -> str:
         # Defaults left out: a new field with a default does not make running agents stale.
         # Fields only the router reads (aliases, idle) do not change what the container runs.
         spec = self.spec.model_dump(mode="json", exclude_defaults=True, exclude=serving.ROUTER_ONLY)
+        # The CPU block shows in the model it put in place; cuda was the default before auto:
+        # leaving both out keeps the hash of every agent that ran before they existed.
+        spec.pop("cpu", None)
+        if spec.get("engine") == "cuda":
+            del spec["engine"]
         canonical = json.dumps({"agent": self.name, "spec": spec}, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

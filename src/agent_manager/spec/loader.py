@@ -7,19 +7,28 @@ import errno
 import json
 import os
 import stat
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
 from agent_manager.errors import AgentManagerError, SpecError
 from agent_manager.fsio import file_error
-from agent_manager.spec.agents import Agent, parse_spec
+from agent_manager.spec.agents import Agent, Engine, parse_spec
+from agent_manager.spec.engine_choice import MachineEngines, machine_engines, resolve_engine
 from agent_manager.spec.settings import load_settings
 from agent_manager.spec.uniqueness import check_unique_names
 from agent_manager.spec.workspace import Workspace
 from agent_manager.spec.yaml_load import MAX_SPEC_BYTES, check_spec_size
 
 
-def load_agent(ws: Workspace, name: str) -> Agent:
+def load_agent(
+    ws: Workspace,
+    name: str,
+    engine: Engine | None = None,
+    machine: Callable[[], MachineEngines] = machine_engines,
+) -> Agent:
+    """The agent as it will run: on `engine` when given (`--engine`), else on its spec's
+    engine, `auto` resolved for `machine` (this one unless told; spec/engine_choice.py)."""
     path = ws.spec_path(name)
     shown = display_path(path)
     try:
@@ -52,7 +61,8 @@ def load_agent(ws: Workspace, name: str) -> Agent:
     except OSError as error:
         raise file_error(error, shown, "read") from None
     defaults = load_settings(ws).defaults.model_dump(exclude_none=True)
-    return _parsed(name, shown, text, json.dumps(defaults, sort_keys=True))
+    agent = _parsed(name, shown, text, json.dumps(defaults, sort_keys=True))
+    return resolve_engine(agent, machine, engine)
 
 
 @lru_cache(maxsize=64)
@@ -70,9 +80,14 @@ def display_path(path: Path) -> Path:
         return path
 
 
-def load_agents(ws: Workspace, names: list[str] | None = None) -> list[Agent]:
+def load_agents(
+    ws: Workspace,
+    names: list[str] | None = None,
+    engine: Engine | None = None,
+    machine: Callable[[], MachineEngines] = machine_engines,
+) -> list[Agent]:
     """Load the named agents (all by default), and check what no single file can: ports, names."""
-    agents = [load_agent(ws, name) for name in ws.resolve_agents(names)]
+    agents = [load_agent(ws, name, engine, machine) for name in ws.resolve_agents(names)]
     if names is None:
         check_ports(agents)
         check_unique_names(agents)

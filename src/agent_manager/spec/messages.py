@@ -42,6 +42,12 @@ def spec_error(
     loc = error["loc"]
     field = str(loc[0]) if loc else ""
     where = f"{path}:{lines[field]}" if field in lines else str(path)
+    if error["type"] == "extra_forbidden" and len(loc) == 2 and loc[0] == "cpu":
+        # Inside the `cpu:` block (spec/cpu_block.py): name the key and what the block takes.
+        return SpecError(
+            f"{where}: unknown key '{loc[1]}' in 'cpu'.",
+            hint="The cpu: block takes model, max_context and cpu_kv_cache_gib.",
+        )
     if error["type"] == "extra_forbidden":
         suggestion = RENAMED_FIELDS.get(field) or next(
             iter(difflib.get_close_matches(field, fields, n=1)), None

@@ -38,7 +38,7 @@ def model_argument(agent: Agent) -> str:
 
 def sleeps(spec: AgentSpec) -> bool:
     """Sleep mode is rendered for the GPU engine only: vLLM's CPU engine has none."""
-    return spec.switch == "sleep" and spec.engine == "cuda"
+    return spec.switch == "sleep" and spec.engine != "cpu"  # auto: the GPU until resolved
 
 
 def serve_argv(agent: Agent) -> list[str]:
@@ -50,7 +50,7 @@ def serve_argv(agent: Agent) -> list[str]:
         argv += ["--revision", spec.revision]
     if spec.max_context is not None:
         argv += ["--max-model-len", str(spec.max_context)]
-    if spec.engine == "cuda":
+    if spec.engine != "cpu":
         # On the CPU engine this flag would be a fraction of RAM; cpu_kv_cache_gib sizes it.
         argv += ["--gpu-memory-utilization", _number(spec.gpu_memory_fraction)]
     if spec.max_num_seqs is not None:

@@ -11,6 +11,14 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+SERVED_NAME = re.compile(r"^[\w./:-]{1,128}$")
+IMAGE_TAG_NAME = re.compile(r"^[\w][\w.-]{0,127}$")
+# A local model folder: an absolute path (mounted read-only into the container).
+LOCAL_MODEL = re.compile(r"^/[\w./+@-]*$")
+
+GGUF_HINT = "llama.cpp quant; vLLM 0.33 cannot serve GGUF — use an AWQ/GPTQ/FP8 checkpoint"
+
 # Known shapes of credentials. A value matching one is a secret written into a file, whatever
 # the variable or key it sits under is called.
 _TOKEN_SHAPES = (

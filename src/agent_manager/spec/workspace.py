@@ -28,10 +28,16 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 class Workspace:
     root: Path
     source: str  # how it was chosen, shown by `list`
+    # A read-only command before any workspace exists reads the packaged default specs in place.
+    specs: Path | None = None
 
     @property
     def agents_dir(self) -> Path:
-        return self.root / "agents"
+        return self.specs if self.specs is not None else self.root / "agents"
+
+    @property
+    def is_defaults_only(self) -> bool:
+        return self.specs is not None
 
     @property
     def compose_dir(self) -> Path:
@@ -169,19 +175,30 @@ def default_specs_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "agents"
 
 
-def resolve_workspace(home: Path | None = None, cwd: Path | None = None) -> Workspace:
+NO_WORKSPACE_SOURCE = "no workspace yet: the default agents"
+
+
+def resolve_workspace(
+    home: Path | None = None, cwd: Path | None = None, *, create: bool = True
+) -> Workspace:
+    """The workspace in use. `create=False` (read-only commands) creates nothing: not the user
+    config folder, not `compose/`; without any workspace it reads the packaged default specs."""
     if home is not None:
-        return _existing(home.expanduser().absolute(), "--home")
+        return _existing(home.expanduser().absolute(), "--home", create)
     env_home = os.environ.get("AGENT_MANAGER_HOME")
     if env_home:
-        return _existing(Path(env_home).expanduser().absolute(), "AGENT_MANAGER_HOME")
+        return _existing(Path(env_home).expanduser().absolute(), "AGENT_MANAGER_HOME", create)
     here = (cwd or Path.cwd()).resolve()
     local = here / "agents"
     if local.is_dir() or local.is_symlink() or local.exists():
         # An `agents` here that is a file or a broken link is a mistake to name, not a reason
         # to fall back silently on another workspace.
-        return _checked(Workspace(here, "current directory"))
+        return _checked(Workspace(here, "current directory"), create)
     config = user_config_dir()
+    if not create and not (config / "agents").is_dir():
+        return Workspace(config, NO_WORKSPACE_SOURCE, specs=default_specs_dir())
+    if not create:
+        return _checked(Workspace(config, "user config folder"), create)
     try:
         return init_workspace(config, "user config folder")
     except OSError as error:
@@ -192,7 +209,7 @@ def resolve_workspace(home: Path | None = None, cwd: Path | None = None) -> Work
         ) from None
 
 
-def _existing(root: Path, source: str) -> Workspace:
+def _existing(root: Path, source: str, create: bool = True) -> Workspace:
     """A workspace the user named: it must exist; a typo must not create a new one."""
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
@@ -205,11 +222,12 @@ def _existing(root: Path, source: str) -> Workspace:
             f"The workspace {root} (from {source}) has no agents/ folder.",
             hint=f"Create one with the default specs: `agent-manager init {root}`.",
         )
-    return _checked(Workspace(root.resolve(), source))
+    return _checked(Workspace(root.resolve(), source), create)
 
 
-def _checked(ws: Workspace) -> Workspace:
-    """agents/ and compose/ must be folders (compose/ is created when missing)."""
+def _checked(ws: Workspace, create: bool = True) -> Workspace:
+    """agents/ and compose/ must be folders (compose/ is created when missing, unless the
+    command only reads)."""
     for folder in (ws.agents_dir, ws.compose_dir):
         if folder.is_symlink() and not folder.exists():
             raise UsageError(
@@ -221,6 +239,8 @@ def _checked(ws: Workspace) -> Workspace:
                 f"{folder} is a file, but agent-manager needs a folder there.",
                 hint=f"Rename or remove the file {folder}.",
             )
+    if not create:
+        return ws
     try:
         ws.compose_dir.mkdir(exist_ok=True)
     except OSError as error:

@@ -50,7 +50,11 @@ from agent_manager.switch.fit import fit_in_plan, quick_fit
 from agent_manager.switch.hot import HotSwitch
 from agent_manager.switch.lock import LockHolder, workspace_lock
 from agent_manager.switch.memory_retry import retry_cold
-from agent_manager.switch.preflight import no_gpu_hint, require_api_key, require_local_model
+from agent_manager.switch.preflight import (
+    require_api_key,
+    require_engine_runs_here,
+    require_local_model,
+)
 from agent_manager.switch.strategy import SwitchPlan, SwitchStrategy
 
 
@@ -66,9 +70,9 @@ def switch_to(
     events = events or LaunchEvents()
     timings = LaunchTimings(started=time.time())
     start = time.monotonic()
-    agent = load_agents(ws, [ws.resolve_agent(name)])[0]
-    if options.engine is not None:
-        agent = agent.with_engine(options.engine)
+    agent = load_agents(ws, [ws.resolve_agent(name)], engine=options.engine)[0]
+    if agent.engine_note is not None:
+        events.message(agent.engine_note)
     # A broken override would fail `compose up` after the running agent was stopped.
     check_override(ws, agent.name)
     require_api_key(agent)
@@ -76,10 +80,10 @@ def switch_to(
     progress = progress if progress is not None else LaunchProgress(agent.name)
     progress.agent = agent.name
     docker = docker_adapter.get_docker()
-    hint = no_gpu_hint(agent)
+    require_engine_runs_here(agent)
     # Refused here, a launch that cannot fit never waits for the lock; the verdict with the
     # sleepers counted comes from the one read of what runs, inside the lock.
-    plain = quick_fit(agent, options) if hint is None else None
+    plain = quick_fit(agent, options)
     ctx = SwitchContext(ws, agent, options, events, progress, timings, start, docker)
 
     def waiting(holder: LockHolder) -> None:
@@ -94,10 +98,7 @@ def switch_to(
     ):
         timings.lock_acquired = time.time()
         plan = _prepare(ctx)
-        if hint is not None:
-            warnings, ctx.hot = [hint], not options.cold
-        else:
-            warnings, ctx.hot = fit_in_plan(ws, agent, plan, options, plain)
+        warnings, ctx.hot = fit_in_plan(ws, agent, plan, options, plain)
         warnings = [*agent.notices, *warnings]  # e.g. sleep turned off on the CPU engine
         for text in warnings:
             events.warning(text)

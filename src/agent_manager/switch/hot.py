@@ -131,6 +131,8 @@ def sleep_others(ws: Workspace, agent: Agent, plan: SwitchPlan, say: Say) -> set
     out: the cold part stops it.
     """
     candidates = plan.sleepers(ws, agent.name)
+    for name, why in plan.cannot_sleep(ws, agent.name):
+        say(f"{name} cannot sleep now ({why}); stopping it instead (cold switch).")
     staying = {c.container.id for c in candidates if c.asleep}
     sleeping = [c.agent.name for c in candidates if c.asleep]
     for other in (c for c in candidates if not c.asleep):

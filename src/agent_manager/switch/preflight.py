@@ -1,28 +1,29 @@
 """Before a switch touches Docker: what the agent needs from this machine (its API key
-variable, its local model folder) and a hint when a GPU agent meets a machine without a GPU."""
+variable, its local model folder, an engine this machine can run)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from agent_manager.adapters import nvml as nvml_adapter
 from agent_manager.errors import GpuUnavailableError, LaunchError, SpecError
 from agent_manager.spec.agents import Agent
+from agent_manager.spec.engine_choice import machine_engines
 
 
-def no_gpu_hint(agent: Agent) -> str | None:
-    """One line on how to use the CPU when a GPU agent meets a machine without NVIDIA GPU."""
-    if agent.spec.engine != "cuda":
-        return None
-    try:
-        nvml_adapter.get_nvml().devices()
-    except GpuUnavailableError as error:
-        return (
-            f"No NVIDIA GPU here ({error.message.rstrip('.')}). To run {agent.name} on the "
-            f"CPU: agent-manager launch {agent.name} --engine cpu"
+def require_engine_runs_here(agent: Agent) -> None:
+    """A CUDA agent on a machine that cannot run the CUDA image stops here, before Compose
+    pulls a multi-GB image it could never start."""
+    if agent.spec.engine == "cpu":
+        return
+    found = machine_engines()
+    if not found.cuda:
+        raise GpuUnavailableError(
+            f"{found.why_not}, so {agent.name} cannot run on the CUDA engine; nothing was "
+            "pulled or started.",
+            hint=f"Run it on the CPU: `agent-manager launch {agent.name} --engine cpu` (the "
+            "spec's cpu: block picks the model), or set engine: auto in its spec.",
         )
-    return None
 
 
 def require_local_model(agent: Agent) -> None:

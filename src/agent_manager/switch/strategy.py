@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from agent_manager.adapters.docker import AgentContainer
+from agent_manager.errors import AgentManagerError
 from agent_manager.observe.sleepers import SleepAgent, sleep_spec
 from agent_manager.observe.state import AgentMachine, AgentState
+from agent_manager.spec.loader import load_agent
 from agent_manager.spec.workspace import Workspace
 from agent_manager.switch.context import SwitchContext
 
@@ -47,6 +49,38 @@ class SwitchPlan:
                 asleep = machine.state is AgentState.ASLEEP
                 found.append(SleepAgent(container, spec[0], spec[1], asleep))
         return found
+
+    def cannot_sleep(self, ws: Workspace, target: str) -> list[tuple[str, str]]:
+        """(agent, why) for each other running `switch: sleep` agent that `sleepers` leaves
+        out: the cold part stops it, and the user is told why it did not sleep."""
+        able = {s.agent.name for s in self.sleepers(ws, target)}
+        found: list[tuple[str, str]] = []
+        for container in self.containers:
+            name = container.agent
+            if name == target or name in able or not container.running:
+                continue
+            if any(n == name for n, _ in found):
+                continue
+            why = _why_not_sleepable(ws, container, self.machines.get(name))
+            if why:
+                found.append((name, why))
+        return found
+
+
+def _why_not_sleepable(
+    ws: Workspace, container: AgentContainer, machine: AgentMachine | None
+) -> str | None:
+    try:
+        agent = load_agent(ws, container.agent)
+    except AgentManagerError:
+        return None  # spec gone or broken: a plain stop, as for any cold agent
+    if agent.spec.switch != "sleep":
+        return None
+    if container.spec_hash != agent.spec_hash():
+        return "its spec changed since it started"
+    if machine is not None and machine.state not in (AgentState.ASLEEP, AgentState.READY):
+        return f"it is {machine.state.value}, not ready"
+    return "it does not answer vLLM's sleep endpoints"
 
 
 @dataclass
