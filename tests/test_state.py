@@ -3,11 +3,13 @@ moves a switch makes."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from agent_manager.adapters.docker import AgentContainer
 from agent_manager.observe.state import (
     AgentMachine,
     AgentState,
@@ -153,6 +155,33 @@ def test_an_agents_running_container_decides_over_a_newer_crashed_one(fake: Fake
     running = fake.add("po")
     crashed = replace(fake.add("po", state="exited", exit_code=1), started_at="2099-01-01T00:00Z")
     assert states_from([crashed, running])["po"].state is S.STARTING
+
+
+def test_the_running_agents_are_asked_at_once_and_each_keeps_its_own_answer(
+    fake: FakeDocker,
+) -> None:
+    # Each probe waits until all three are in flight: asked one by one, the first would
+    # wait alone until the barrier's timeout breaks it.
+    together = threading.Barrier(3, timeout=5)
+    answers = {"po": S.READY, "architect": S.ASLEEP, "developer": S.STARTING}
+
+    def probe(container: AgentContainer) -> AgentState:
+        together.wait()
+        return answers[container.agent]
+
+    containers = [fake.add(agent) for agent in answers]
+    found = states_from([*containers, fake.add("qa", state="exited", exit_code=1)], [], probe)
+    assert {name: now.state for name, now in found.items()} == {**answers, "qa": S.FAILED}
+
+
+def test_a_probe_that_fails_for_one_running_agent_fails_the_read(fake: FakeDocker) -> None:
+    def probe(container: AgentContainer) -> AgentState:
+        if container.agent == "architect":
+            raise IllegalTransition("architect", S.READY, S.STOPPED)
+        return S.READY
+
+    with pytest.raises(IllegalTransition):
+        states_from([fake.add("po"), fake.add("architect")], [], probe)
 
 
 # --------------------------------------------------------------------------- a switch's moves
