@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import typer
-
 from agent_manager import ui
 from agent_manager.spec.endpoint import Endpoint, ensure_running, resolve_endpoint
 from agent_manager.spec.workspace import Workspace
@@ -50,23 +48,9 @@ def _through_router(ws: Workspace, endpoint: Endpoint) -> Endpoint | None:
 
 
 def _launch(ws: Workspace, agent: str) -> None:
-    from agent_manager.cli.launch_view import PhaseView, render_failure, render_interrupted
-    from agent_manager.switch.context import LaunchEvents, LaunchFailed, LaunchProgress
-    from agent_manager.switch.core import switch_to
+    from agent_manager.cli.launch_view import render_failure, switch_with_view
 
-    progress = LaunchProgress(agent)
-    view = PhaseView(agent)
-    events = LaunchEvents(message=view.message, warning=view.warning, phase=view.phase)
-    try:
-        result = switch_to(ws, agent, None, events, progress)
-    except LaunchFailed as failed:
-        view.close()
-        render_failure(failed.agent, failed.failure, failed.container)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        view.close()
-        render_interrupted(progress)
-        raise typer.Exit(130) from None
-    finally:
-        view.close()
+    result = switch_with_view(
+        ws, agent, None, lambda f: render_failure(f.agent, f.failure, f.container)
+    )
     ui.success(f"{result.agent} is ready at {result.endpoint}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
@@ -10,7 +11,13 @@ from agent_manager import ui
 
 if TYPE_CHECKING:
     from agent_manager.diagnosis.diagnose import Failure
-    from agent_manager.switch.context import LaunchProgress, LaunchResult
+    from agent_manager.spec.workspace import Workspace
+    from agent_manager.switch.context import (
+        LaunchFailed,
+        LaunchOptions,
+        LaunchProgress,
+        LaunchResult,
+    )
 
 
 def failure_dict(failure: Failure) -> dict[str, Any]:
@@ -103,3 +110,33 @@ def render_interrupted(progress: LaunchProgress) -> None:
     )
     console.print(ui.with_home(f"  Follow its log: agent-manager logs {name} -f"), markup=False)
     console.print(ui.with_home(f"  Stop it:        agent-manager stop {name}"), markup=False)
+
+
+def switch_with_view(
+    ws: Workspace,
+    agent: str,
+    options: LaunchOptions | None,
+    on_failure: Callable[[LaunchFailed], None],
+) -> LaunchResult:
+    """Switch to `agent` with the live phase line; a failure is handed to `on_failure` (which
+    renders it) and exits 1, Ctrl-C says what was stopped and exits 130."""
+    import typer
+
+    from agent_manager.switch.context import LaunchEvents, LaunchFailed, LaunchProgress
+    from agent_manager.switch.core import switch_to
+
+    progress = LaunchProgress(agent)
+    view = PhaseView(agent)
+    events = LaunchEvents(message=view.message, warning=view.warning, phase=view.phase)
+    try:
+        return switch_to(ws, agent, options, events, progress)
+    except LaunchFailed as failed:
+        view.close()
+        on_failure(failed)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        view.close()
+        render_interrupted(progress)
+        raise typer.Exit(130) from None
+    finally:
+        view.close()

@@ -13,11 +13,10 @@ from rich.markup import escape
 
 from agent_manager import ui
 from agent_manager.cli.launch_view import (
-    PhaseView,
     failure_dict,
     render_failure,
-    render_interrupted,
     render_launched,
+    switch_with_view,
 )
 from agent_manager.cli.options import AgentArg, JsonOpt, workspace
 
@@ -77,18 +76,9 @@ def launch(
     `docker compose up -d`, shows vLLM's startup phase, and returns once /health answers and
     /v1/models lists the served name. A failed start is explained with what to do.
     """
-    from agent_manager.switch.context import (
-        LaunchEvents,
-        LaunchFailed,
-        LaunchOptions,
-        LaunchProgress,
-    )
-    from agent_manager.switch.core import switch_to
+    from agent_manager.switch.context import LaunchFailed, LaunchOptions
 
     ws = workspace(create=True)
-    progress = LaunchProgress(agent)
-    view = PhaseView(agent)
-    events = LaunchEvents(message=view.message, warning=view.warning, phase=view.phase)
     options = LaunchOptions(
         timeout=timeout,
         wait=not no_wait,
@@ -96,10 +86,8 @@ def launch(
         cold=cold,
         engine=engine.value if engine is not None else None,
     )
-    try:
-        result = switch_to(ws, agent, options, events, progress)
-    except LaunchFailed as failed:
-        view.close()
+
+    def on_failure(failed: LaunchFailed) -> None:
         if json_output:
             ui.print_json(
                 {
@@ -111,13 +99,8 @@ def launch(
             )
         else:
             render_failure(failed.agent, failed.failure, failed.container)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        view.close()
-        render_interrupted(progress)
-        raise typer.Exit(130) from None
-    finally:
-        view.close()
+
+    result = switch_with_view(ws, agent, options, on_failure)
     if json_output:
         ui.print_json(result)
         return
