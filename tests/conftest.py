@@ -176,6 +176,14 @@ def docker_tier_wanted(config: pytest.Config) -> bool:
     return any(_names_docker_tests(arg) for arg in config.args)
 
 
+def skip_unless_ci(reason: str) -> None:
+    """A test this machine cannot run: skipped (with the reason) on a developer's machine,
+    failed under CI=true, where every tier must run or fail, never skip."""
+    if _truthy(os.environ.get("CI")):
+        pytest.fail(f"cannot run under CI: {reason}")
+    pytest.skip(reason)
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() not in ("", "0", "false", "no")
 

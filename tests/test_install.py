@@ -18,12 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, skip_unless_ci
 
-pytestmark = [
-    pytest.mark.install,
-    pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="no /usr/bin/python3"),
-]
+pytestmark = pytest.mark.install
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 RUNUSER = "/usr/sbin/runuser"
@@ -51,6 +48,12 @@ def _pip_env() -> dict[str, str]:
         name = key.split(".", 1)[-1].upper().replace("-", "_")
         env[f"PIP_{name}"] = value.strip().strip("'")
     return env
+
+
+@pytest.fixture(autouse=True)
+def _system_python() -> None:
+    if not Path(SYSTEM_PYTHON).exists():
+        skip_unless_ci(f"no {SYSTEM_PYTHON}: the installer is tried on the system's own Python")
 
 
 @pytest.fixture
@@ -96,7 +99,7 @@ def _base_env(home: Path) -> dict[str, str]:
 
 def test_install_as_a_user_puts_the_command_in_local_bin_and_runs_it(open_tmp: Path) -> None:
     if os.geteuid() != 0 or not Path(RUNUSER).exists():
-        pytest.skip("needs root and runuser to act as another user")
+        skip_unless_ci("needs root and runuser to act as another user")
     source = _source_copy(open_tmp / "src")
     home = open_tmp / "home"
     home.mkdir()
@@ -167,7 +170,7 @@ def test_system_python_is_externally_managed() -> None:
         text=True,
     ).stdout.strip()
     if not (Path(stdlib) / "EXTERNALLY-MANAGED").exists():
-        pytest.skip(f"{SYSTEM_PYTHON} is not marked EXTERNALLY-MANAGED (not Debian/Ubuntu)")
+        skip_unless_ci(f"{SYSTEM_PYTHON} is not marked EXTERNALLY-MANAGED (not Debian/Ubuntu)")
     done = subprocess.run(
         [SYSTEM_PYTHON, "-m", "pip", "install", "--dry-run", str(REPO)],
         capture_output=True,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, CliResult
+from tests.conftest import REPO, CliResult, skip_unless_ci
 from tests.hostile.cases import CASES, Case
 
 
@@ -63,7 +63,7 @@ def _reachable_by(user: str) -> str | None:
 def _skip_unless_reachable_by(user: str) -> None:
     why = _reachable_by(user)
     if why is not None:
-        pytest.skip(
+        skip_unless_ci(
             f"the user {user} cannot run {Path(sys.executable).parent / 'agent-manager'} "
             f"({why}): this clone sits under a private folder. Clone it under a folder "
             f"{user} may enter to run these cases."
