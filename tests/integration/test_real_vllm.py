@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +27,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import cleanup_instance
 from tests.standin.process import free_port
-from tests.vllm_real.engine import IMAGE, venv_dir
-from tests.vllm_real.tiny_model import MAX_POSITIONS, write_model
-from tests.vllm_real.workspace import AGENT, API_KEY, API_KEY_ENV, RealWorkspace, spec_text
+from tests.vllm_real.engine import venv_dir
+from tests.vllm_real.tiny_model import MAX_POSITIONS
+from tests.vllm_real.workspace import (
+    AGENT,
+    API_KEY,
+    API_KEY_ENV,
+    RealWorkspace,
+    new_real_workspace,
+    spec_text,
+)
 
 pytestmark = pytest.mark.vllm
 
@@ -62,15 +68,7 @@ def _container_log(ws: RealWorkspace, agent: str) -> str:
 @pytest.fixture(scope="module")
 def workspace_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealWorkspace]:
     """A workspace for agents on the real server, with the tiny model; cleaned up at the end."""
-    if not (venv_dir() / ".agent-manager-ready").is_file():
-        pytest.fail(f"the vLLM CPU venv {venv_dir()} is missing; run ./scripts/test.sh")
-    image = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, check=False)
-    if image.returncode != 0:
-        pytest.fail(f"the image {IMAGE} is missing; run ./scripts/test.sh")
-    root = tmp_path_factory.mktemp("real-vllm")
-    (root / "agents").mkdir()
-    write_model(root / "models" / "tiny-qwen2")
-    ws = RealWorkspace(root, f"amvllm-{uuid.uuid4().hex[:8]}", free_port())
+    ws = new_real_workspace(tmp_path_factory, "real-vllm")
     try:
         yield ws
     finally:

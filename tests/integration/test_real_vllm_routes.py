@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,9 +26,7 @@ import pytest
 
 from tests.integration.conftest import cleanup_instance
 from tests.standin.process import free_port
-from tests.vllm_real.engine import IMAGE, venv_dir
-from tests.vllm_real.tiny_model import write_model
-from tests.vllm_real.workspace import RealWorkspace, spec_text
+from tests.vllm_real.workspace import RealWorkspace, new_real_workspace, spec_text
 
 pytestmark = pytest.mark.vllm
 
@@ -59,15 +55,8 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    if not (venv_dir() / ".agent-manager-ready").is_file():
-        pytest.fail(f"the vLLM CPU venv {venv_dir()} is missing; run ./scripts/test.sh")
-    image = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, check=False)
-    if image.returncode != 0:
-        pytest.fail(f"the image {IMAGE} is missing; run ./scripts/test.sh")
-    root = tmp_path_factory.mktemp("real-vllm-routes")
-    (root / "agents").mkdir()
-    write_model(root / "models" / "tiny-qwen2")
-    ws = RealWorkspace(root, f"amvllm-{uuid.uuid4().hex[:8]}", free_port())
+    ws = new_real_workspace(tmp_path_factory, "real-vllm-routes")
+    root = ws.root
     spec = spec_text(
         root / "models" / "tiny-qwen2",
         ws.port,

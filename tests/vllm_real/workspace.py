@@ -13,10 +13,15 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from tests.standin.process import free_port
 from tests.vllm_real.engine import IMAGE, mounts, venv_dir
+from tests.vllm_real.tiny_model import write_model
 
 AGENT = "tiny"
 # The served agent asks for an API key (api_key_env): passed by reference, as users do.
@@ -102,3 +107,16 @@ class RealWorkspace:
 
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def new_real_workspace(tmp_path_factory: pytest.TempPathFactory, prefix: str) -> RealWorkspace:
+    """A fresh workspace with the tiny model, after checking what scripts/test.sh builds."""
+    if not (venv_dir() / ".agent-manager-ready").is_file():
+        pytest.fail(f"the vLLM CPU venv {venv_dir()} is missing; run ./scripts/test.sh")
+    image = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, check=False)
+    if image.returncode != 0:
+        pytest.fail(f"the image {IMAGE} is missing; run ./scripts/test.sh")
+    root = tmp_path_factory.mktemp(prefix)
+    (root / "agents").mkdir()
+    write_model(root / "models" / "tiny-qwen2")
+    return RealWorkspace(root, f"amvllm-{uuid.uuid4().hex[:8]}", free_port())
