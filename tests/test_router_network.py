@@ -368,3 +368,41 @@ def test_a_path_with_spaces_and_non_ascii_is_sent_percent_encoded() -> None:
     asyncio.run(scenario())
     assert heads[0].startswith(b"GET /v1/responses/a%20b%C3%A9?x=1 HTTP/1.1\r\n")
     assert b"content-length" not in heads[0]  # a GET without a body says nothing of one
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_an_answer_is_handed_over_whole_and_a_stream_at_its_head(streamed: bool) -> None:
+    """vLLM writes an answer's head and its body apart. The relay reads a plain answer whole,
+    so `request` returns once the body is there too (one wake-up for the relay); a stream's
+    head is handed over at once, before any event."""
+    body_sent = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def head_then_body(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server
+    ) -> None:
+        await read_request(reader)
+        kind = b"text/event-stream" if streamed else b"application/json"
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: %s\r\ncontent-length: 9\r\n\r\n" % kind)
+        await writer.drain()
+        await go_on.wait()
+        writer.write(b"data: 0\n\n")
+        await writer.drain()
+        body_sent.set()
+        await reader.read()
+
+    async def scenario() -> None:
+        async with serving(head_then_body) as server:
+            client = UpstreamClient()
+            url = f"http://127.0.0.1:{server.port}"
+            request = asyncio.ensure_future(client.request("POST", url, "/", [], b"{}"))
+            await asyncio.sleep(0.3)  # the head has long arrived
+            returned_at_head = request.done()
+            go_on.set()
+            response = await asyncio.wait_for(request, 3)
+            assert body_sent.is_set()
+            assert await response.aread() == b"data: 0\n\n"
+            await client.aclose()
+        assert returned_at_head is streamed
+
+    asyncio.run(scenario())

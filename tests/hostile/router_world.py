@@ -25,7 +25,7 @@ import uvicorn
 from agent_manager.router.app import RouterCore, build_app
 from agent_manager.router.catalog import Catalog, Target
 from agent_manager.router.config import RouterConfig
-from agent_manager.router.limits import protocol_for
+from agent_manager.router.server import uvicorn_config
 from tests.conftest import CliResult
 from tests.fakes.switcher import FakeSwitcher
 from tests.standin.process import free_port
@@ -119,17 +119,7 @@ def router(po_url: str, config: RouterConfig, switcher: Any | None = None) -> It
     switcher = switcher or FakeSwitcher(seconds=0.0, running_agent="po")
     app = build_app(config, Catalog(lambda: targets), switcher)
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-            http=protocol_for(config.limits),
-            timeout_keep_alive=max(1, round(config.limits.keepalive_s)),
-        )
-    )
+    server = uvicorn.Server(uvicorn_config(app, config, port, log_level="warning"))
     log = LogLines()
     logger = logging.getLogger("agent_manager.router")
     logger.addHandler(log)

@@ -236,7 +236,7 @@ class _Proxy:
         core, route = self.core, self.route
         content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
         try:
-            body = await read_body(receive, scope["headers"], core.config.limits)
+            body = await read_body(receive, scope, core.config.limits)
             if body is None:  # the client left before it sent the whole body: nobody to answer
                 return
             prepared = prepare(route, body, content_type, core.catalog)
@@ -246,7 +246,7 @@ class _Proxy:
                 status, refused.message, "BadRequestError", dialect=route.dialect
             )
             await answer(scope, receive, send)
-            core.metrics.requests.labels("-", str(status)).inc()
+            core.metrics.answered("-", status)
             LOG.info("POST %s refused: %d %s", route.path, status, refused.message)
             return
         if isinstance(prepared, Refusal):
@@ -269,7 +269,7 @@ class _Proxy:
             )  # fmt: skip
             assert core.relay is not None
             status = await core.relay.handle(forward, scope, receive, send)
-        core.metrics.requests.labels(agent, str(status)).inc()
+        core.metrics.answered(agent, status)
         if core.config.access_log:
             LOG.info(
                 "POST %s model=%s -> %d in %.0f ms",

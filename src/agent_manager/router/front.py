@@ -9,9 +9,10 @@ import logging
 import secrets
 
 from starlette.applications import Starlette
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agent_manager.router.dialects import dialect_of, error_response
+from agent_manager.router.upstream import TrackedSend
 
 LOG = logging.getLogger("agent_manager.router")
 OPEN_PATHS = ("/health",)
@@ -44,18 +45,12 @@ class Front:
         if self.key is not None and not _authorized(scope, self.key):
             await _refuse_key(scope, receive, send)
             return
-        started: list[bool] = []
-
-        async def tracked(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started.append(True)
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
             await proxy(scope, receive, tracked)
         except Exception:
             LOG.exception("the router failed on POST %s", scope["path"])
-            if not started:
+            if tracked.status is None:
                 message = "The router failed on this request; see its log."
                 failed = error_response(
                     500, message, "InternalServerError", dialect=dialect_of(scope["path"])

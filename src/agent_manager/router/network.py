@@ -34,6 +34,7 @@ class UpstreamResponse:
 
     def __init__(self, connection: _Connection):
         self._connection: _Connection | None = connection
+        self._loop = connection.loop
         self.status_code = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self._head_done = False
@@ -45,6 +46,10 @@ class UpstreamResponse:
         self._done = False
         self._error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
+        # A stream is woken for its head and every piece; any other answer (read whole by the
+        # relay) once, when it is complete (or has filled the read buffer): the agent writes
+        # head and body apart, and a wake-up costs a relay more than the bytes do.
+        self._eager = False
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -74,6 +79,11 @@ class UpstreamResponse:
                 await self._wait()
 
     async def aread(self) -> bytes:
+        if self._done:  # the usual case: `request` returned the answer whole
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            self._release()
+            return data
         return b"".join([chunk async for chunk in self.aiter_raw()])
 
     def close(self) -> None:
@@ -83,7 +93,7 @@ class UpstreamResponse:
             connection.hang_up()
 
     async def _wait(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = self._loop.create_future()
         try:
             await self._waiter
         finally:
@@ -93,6 +103,11 @@ class UpstreamResponse:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _ready(self) -> bool:
+        """What `request` waits for: the head of a stream, any other answer whole (or as much
+        of it as the read buffer holds)."""
+        return self._head_done and (self._eager or self._done or self._paused)
 
     def _release(self) -> None:
         connection, self._connection = self._connection, None
@@ -109,8 +124,11 @@ class UpstreamResponse:
                 name == b"transfer-encoding" and b"chunked" in value.lower()
             ):
                 self._until_close = False
+            elif name == b"content-type" and value.startswith(b"text/event-stream"):
+                self._eager = True
         self._head_done = True
-        self._wake()
+        if self._eager:
+            self._wake()
 
     def _on_body(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -118,7 +136,9 @@ class UpstreamResponse:
         if self._buffered > READ_HIGH_WATER and not self._paused and self._connection:
             self._paused = True
             self._connection.pause_reading()
-        self._wake()
+            self._wake()
+        elif self._eager:
+            self._wake()
 
     def _on_complete(self) -> None:
         self._done = True
@@ -147,9 +167,10 @@ class UpstreamResponse:
 class _Connection(asyncio.Protocol):
     """One TCP connection to an agent, carrying one request at a time."""
 
-    def __init__(self, pool: UpstreamClient, key: tuple[str, int]):
+    def __init__(self, pool: UpstreamClient, key: tuple[str, int], loop: asyncio.AbstractEventLoop):
         self._pool = pool
         self.key = key
+        self.loop = loop  # (asyncio.get_running_loop() asks the OS for its pid every time)
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.response: UpstreamResponse | None = None
@@ -251,7 +272,8 @@ class UpstreamClient:
         body: bytes = b"",
     ) -> UpstreamResponse:
         """Send `method base+path` with `headers` (names lower-case, values as bytes, sent as
-        they are) and `body`; returns once the answer's head has arrived."""
+        they are) and `body`; returns once a stream's head has arrived, or any other answer
+        whole (or as much as the read buffer holds: read the rest with `aread`)."""
         host, port, authority = _address(base)
         target = _request_target(path)
         head = [b"%s %s HTTP/1.1\r\nhost: %s\r\n" % (method.encode(), target, authority)]
@@ -267,7 +289,7 @@ class UpstreamClient:
         response = UpstreamResponse(connection)
         connection.send(b"".join(head), response)
         try:
-            while not response._head_done:
+            while not response._ready():
                 if response._error is not None:
                     raise response._error
                 await response._wait()
@@ -313,7 +335,7 @@ class UpstreamClient:
         key = (host, port)
         try:
             transport, connection = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(self, key), host, port),
+                loop.create_connection(lambda: _Connection(self, key, loop), host, port),
                 CONNECT_TIMEOUT_S,
             )
         except asyncio.TimeoutError:

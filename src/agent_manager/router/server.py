@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from agent_manager.errors import AgentManagerError, UsageError
 from agent_manager.router.app import RouterCore
@@ -38,7 +39,6 @@ def _serve(ws: Workspace, config: RouterConfig) -> int:
     from agent_manager.adapters.http import base_url
     from agent_manager.router.app import build_app
     from agent_manager.router.catalog import Catalog, workspace_targets
-    from agent_manager.router.limits import protocol_for
     from agent_manager.router.switcher import DockerSwitcher
 
     catalog = Catalog(lambda: workspace_targets(ws))  # a broken spec refuses to start here
@@ -55,21 +55,7 @@ def _serve(ws: Workspace, config: RouterConfig) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its own line per request: too chatty
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host=config.host,
-            port=config.port,
-            access_log=False,  # our own line per request, without bodies
-            proxy_headers=False,  # nothing reads the client's address: no X-Forwarded-* pass
-            http=protocol_for(config.limits),
-            timeout_keep_alive=max(1, round(config.limits.keepalive_s)),
-            timeout_graceful_shutdown=int(config.drain_timeout_s),
-            log_level="info",
-            lifespan="on",
-        ),
-        app.state.core,
-    )
+    server = _Server(uvicorn_config(app, config, config.port), app.state.core)
     url = base_url(config.host, config.port)
     LOG.info("agent-manager router on %s/v1 (agents: %s)", url, ", ".join(catalog.names()))
     try:
@@ -79,6 +65,27 @@ def _serve(ws: Workspace, config: RouterConfig) -> int:
     if config.stop_agents_on_exit:
         _stop_agents(ws)
     return 0
+
+
+def uvicorn_config(
+    app: ASGIApp, config: RouterConfig, port: int, log_level: str = "info"
+) -> uvicorn.Config:
+    """How uvicorn runs the router (the hostile-client tests run it the same way)."""
+    from agent_manager.router.protocol import protocol_for
+
+    return uvicorn.Config(
+        app,
+        host=config.host,
+        port=port,
+        access_log=False,  # our own line per request, without bodies
+        proxy_headers=False,  # nothing reads the client's address: no X-Forwarded-* pass
+        server_header=False,  # no "server: uvicorn" on every answer
+        http=protocol_for(config.limits),
+        timeout_keep_alive=max(1, round(config.limits.keepalive_s)),
+        timeout_graceful_shutdown=int(config.drain_timeout_s),
+        log_level=log_level,
+        lifespan="on",
+    )
 
 
 class _Server(uvicorn.Server):

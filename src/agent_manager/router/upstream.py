@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from starlette.responses import StreamingResponse
@@ -23,6 +24,7 @@ from starlette.types import Message, Receive, Scope, Send
 from agent_manager.router.catalog import Target
 from agent_manager.router.dialects import OPENAI, Dialect, error_response, sse_error
 from agent_manager.router.errors import RouterError
+from agent_manager.router.joined_writes import JOIN_HEAD
 from agent_manager.router.metrics import RouterMetrics
 from agent_manager.router.network import UpstreamClient, UpstreamResponse
 from agent_manager.router.policy import Scheduler, Ticket
@@ -53,8 +55,9 @@ class Forward:
     sniff: Callable[[bytes], None] | None = None  # sees the answer's body (response ids)
 
 
-class _TrackedSend:
-    """`send` that remembers whether the response has started (headers are out)."""
+class TrackedSend:
+    """`send` that remembers whether the response has started (headers are out). The front
+    door makes one per request; the relay reuses it."""
 
     def __init__(self, send: Send):
         self._send = send
@@ -133,10 +136,11 @@ class Relay:
     async def _exchange(
         self, ticket: Ticket, forward: Forward, scope: Scope, receive: Receive, send: Send
     ) -> int:
-        tracked = _TrackedSend(send)
+        tracked = send if isinstance(send, TrackedSend) else TrackedSend(send)
         status = 0
         gone: list[bool] = []
-        canceller = _Canceller()
+        loop = asyncio.get_running_loop()
+        canceller = _Canceller(asyncio.current_task(loop))
         ticket.on_cancel(canceller.cancel)
         watchers: list[asyncio.Task[None]] = []
 
@@ -146,7 +150,7 @@ class Relay:
 
         timer = None
         if not forward.stream:  # a StreamingResponse watches for the disconnect itself
-            timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, watch)
+            timer = loop.call_later(WATCH_AFTER_S, watch)
         try:
             status = await self._relay(forward, scope, receive, tracked)
         except asyncio.CancelledError:
@@ -187,7 +191,7 @@ class Relay:
             failed = error_response(502, message, "BadGatewayError", dialect=forward.dialect)
             await failed(scope, receive, send)
             return 502
-        self.metrics.upstream_seconds.labels(target.agent).observe(time.monotonic() - start)
+        waited = time.monotonic() - start  # observed once the client has its answer
         content_type = upstream.header(b"content-type")
         try:
             # An HTTP/1.0 client cannot read chunks: it gets the whole stream as one body.
@@ -216,10 +220,14 @@ class Relay:
                     "status": upstream.status_code,
                     "headers": head,
                 }
+                join_head = scope.get(JOIN_HEAD)
+                if join_head is not None:
+                    join_head()  # the head waits for the body: one write to the client
                 await send(start_message)
                 await send({"type": "http.response.body", "body": content})
         finally:
             upstream.close()  # before its end, closing the connection is how vLLM aborts
+        self.metrics.upstream(target.agent, waited)
         return upstream.status_code
 
 
@@ -231,8 +239,8 @@ class _Canceller:
 
     __slots__ = ("_task", "requested", "armed")
 
-    def __init__(self) -> None:
-        self._task = asyncio.current_task()
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+        self._task = task
         self.requested = False
         self.armed = True
 
@@ -256,7 +264,7 @@ async def _disconnected(receive: Receive) -> None:
 
 
 async def _cancel_on_disconnect(
-    receive: Receive, tracked: _TrackedSend, canceller: _Canceller, gone: list[bool]
+    receive: Receive, tracked: TrackedSend, canceller: _Canceller, gone: list[bool]
 ) -> None:
     """A client that leaves before its (non-streamed) answer frees the agent at once, rather
     than holding a switch's drain until vLLM finishes a generation nobody reads."""
