@@ -1,5 +1,5 @@
-"""Run a router app in-process (uvicorn in a thread) for tests; the real `openai` client and
-httpx talk to it over real HTTP."""
+"""Run a router app in-process (uvicorn in a thread, configured as `serve` configures it) for
+tests; the real `openai` client and httpx talk to it over real HTTP."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 from agent_manager.router.app import RouterCore
+from agent_manager.router.config import RouterConfig
+from agent_manager.router.server import uvicorn_config
 from tests.standin.process import free_port
 
 
@@ -35,7 +37,8 @@ class Router:
 @contextmanager
 def serving(app: Starlette, port: int | None = None) -> Iterator[Router]:
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="on"))
+    config: RouterConfig = app.state.core.config
+    server = uvicorn.Server(uvicorn_config(app, config, port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

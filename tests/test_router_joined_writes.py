@@ -10,9 +10,10 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from agent_manager.router.joined_writes import JOIN_HEAD, JoinedWrites
+from agent_manager.router.joined_writes import JoinedWrites
 from agent_manager.router.limits import ClientLimits
 from agent_manager.router.protocol import protocol_for
+from agent_manager.router.scope_keys import JOIN_HEAD
 
 REQUEST = b"POST /v1/chat/completions HTTP/1.1\r\nhost: r\r\ncontent-length: 2\r\n\r\n{}"
 

@@ -2,19 +2,17 @@
 
 uvicorn writes a response's head as soon as the app sends `http.response.start`, and its body
 on the next message: two writes, and with TCP_NODELAY two segments the client wakes up for.
-`JoinedWrites` wraps a connection's transport; the protocol puts its `hold` in each request's
-scope (`JOIN_HEAD`). An app that is about to send a head and its whole body back to back (the
-relay, for an answer it has read whole) calls it first: the next write (the head) then waits
-and goes out with the one after it (the body). Nothing else is held, so a stream's head is
-never kept from a client waiting for its first token.
+`JoinedWrites` wraps a connection's transport; the protocol puts its `hold` in each
+request's scope (scope_keys.JOIN_HEAD). An app about to send a head and its whole body back to
+back (the relay, for an answer it has read whole) calls it first: the next write (the head)
+then waits and goes out with the one after it (the body). Nothing else is held, so a
+stream's head is never kept from a client waiting for its first token.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
-
-JOIN_HEAD = "agent_manager.join_head"
 
 
 class JoinedWrites:

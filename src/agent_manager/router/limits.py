@@ -17,10 +17,9 @@ from typing import Any
 
 from starlette.types import Receive, Scope
 
+from agent_manager.router.scope_keys import BODY_COMPLETE
+
 MIB = 1024 * 1024
-# Set in a request's scope by the protocol once its whole body has arrived (most requests: the
-# body comes with the head), so reading it needs no deadline.
-BODY_COMPLETE = "agent_manager.body_complete"
 
 
 @dataclass(frozen=True)

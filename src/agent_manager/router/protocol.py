@@ -1,5 +1,6 @@
 """The router's HTTP/1.1 protocol: uvicorn's httptools protocol with a connection cap, a
-deadline and a size cap on each request head, and a response's head joined with its body.
+deadline and a size cap on each request head, and what the relay finds in each request's
+scope (scope_keys.py): a body already whole, a head joined with its body, the client's leaving.
 
 uvicorn's own `limit_concurrency` answers 503 only once a head is complete, so connections
 that never finish one would count against nothing: 600 half-sent heads held every file
@@ -12,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from agent_manager.router.joined_writes import JOIN_HEAD, JoinedWrites
-from agent_manager.router.limits import BODY_COMPLETE, ClientLimits
+from agent_manager.router.joined_writes import JoinedWrites
+from agent_manager.router.limits import ClientLimits
+from agent_manager.router.scope_keys import BODY_COMPLETE, JOIN_HEAD, ON_CLIENT_GONE
 
 LOG = logging.getLogger("agent_manager.router")
 CAP_LOG_EVERY_S = 10.0  # one log line per burst of refused connections, not one per refusal
@@ -38,6 +41,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_deadline = 0.0  # 0: no request head is arriving
         self._head_bytes = 0
         self._joined: JoinedWrites | None = None
+        # Called if the connection is lost during the current request (cleared after each
+        # answer: uvicorn starts a pipelined request only once the one before has answered).
+        self._gone_hooks: list[Callable[[], object]] = []
         if len(self.connections) >= self.limits.max_connections:
             self.transport = transport
             self._log_cap()
@@ -67,17 +73,26 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         super().on_headers_complete()
         if self._joined is not None:
-            self.scope[JOIN_HEAD] = self._joined.hold  # type: ignore[literal-required]
+            scope: dict[str, Any] = self.scope  # type: ignore[assignment]
+            scope[JOIN_HEAD] = self._joined.hold
+            scope[ON_CLIENT_GONE] = self._gone_hooks.append
 
     def on_message_complete(self) -> None:
         self.scope[BODY_COMPLETE] = True  # type: ignore[literal-required]
         super().on_message_complete()
 
+    def on_response_complete(self) -> None:
+        self._gone_hooks.clear()
+        super().on_response_complete()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_deadline = 0.0
         if self not in self.connections:  # refused by the cap: nothing of uvicorn's to undo
             return
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # first: the request sees the disconnect, then the hooks
+        hooks, self._gone_hooks = self._gone_hooks, []
+        for hook in hooks:
+            hook()
 
     def _refuse_head(self, status: bytes) -> None:
         self._head_deadline = 0.0

@@ -24,18 +24,15 @@ from starlette.types import Message, Receive, Scope, Send
 from agent_manager.router.catalog import Target
 from agent_manager.router.dialects import OPENAI, Dialect, error_response, sse_error
 from agent_manager.router.errors import RouterError
-from agent_manager.router.joined_writes import JOIN_HEAD
 from agent_manager.router.metrics import RouterMetrics
 from agent_manager.router.network import UpstreamClient, UpstreamResponse
 from agent_manager.router.policy import Scheduler, Ticket
+from agent_manager.router.scope_keys import JOIN_HEAD, ON_CLIENT_GONE
 
 LOG = logging.getLogger("agent_manager.router")
 FORWARDED_REQUEST_HEADERS = (b"content-type", b"accept", b"user-agent")
 _RETRY = -1  # the agent refused the connection before anything was sent: ask again
 CLIENT_GONE = 499  # nginx's "client closed request", for the log and metrics only
-# A task that watches for the client leaving costs a relay ~5% of its CPU; most answers come
-# within milliseconds, so the watch starts only for those that take longer than this.
-WATCH_AFTER_S = 0.05
 
 
 def new_client() -> UpstreamClient:
@@ -139,18 +136,20 @@ class Relay:
         tracked = send if isinstance(send, TrackedSend) else TrackedSend(send)
         status = 0
         gone: list[bool] = []
-        loop = asyncio.get_running_loop()
-        canceller = _Canceller(asyncio.current_task(loop))
+        canceller = _Canceller(asyncio.current_task())
         ticket.on_cancel(canceller.cancel)
-        watchers: list[asyncio.Task[None]] = []
 
-        def watch() -> None:
-            watcher = _cancel_on_disconnect(receive, tracked, canceller, gone)
-            watchers.append(asyncio.ensure_future(watcher))
+        def client_gone() -> None:
+            # Before the answer started, a client that left frees the agent at once rather
+            # than holding a switch's drain until vLLM finishes what nobody reads. (Once a
+            # stream has started, Starlette's StreamingResponse sees the disconnect.)
+            if tracked.status is None and canceller.armed:
+                gone.append(True)
+                canceller.cancel()
 
-        timer = None
-        if not forward.stream:  # a StreamingResponse watches for the disconnect itself
-            timer = loop.call_later(WATCH_AFTER_S, watch)
+        on_client_gone = scope.get(ON_CLIENT_GONE)
+        if on_client_gone is not None:
+            on_client_gone(client_gone)
         try:
             status = await self._relay(forward, scope, receive, tracked)
         except asyncio.CancelledError:
@@ -158,10 +157,6 @@ class Relay:
                 raise  # not (only) ours: the router is going away
         finally:
             canceller.armed = False
-            if timer is not None:
-                timer.cancel()
-            for watcher in watchers:
-                watcher.cancel()
         if gone:
             return CLIENT_GONE  # the upstream connection is closed: vLLM aborts the request
         if not ticket.cancelled.is_set() or status == _RETRY:
@@ -261,18 +256,6 @@ class _Canceller:
 async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-
-
-async def _cancel_on_disconnect(
-    receive: Receive, tracked: TrackedSend, canceller: _Canceller, gone: list[bool]
-) -> None:
-    """A client that leaves before its (non-streamed) answer frees the agent at once, rather
-    than holding a switch's drain until vLLM finishes a generation nobody reads."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    if tracked.status is None:
-        gone.append(True)
-        canceller.cancel()
 
 
 async def _chunks(
