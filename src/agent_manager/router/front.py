@@ -45,7 +45,7 @@ class Front:
         if self.key is not None and not _authorized(scope, self.key):
             await _refuse_key(scope, receive, send)
             return
-        tracked = TrackedSend(send)
+        tracked = TrackedSend(send, scope)
         try:
             await proxy(scope, receive, tracked)
         except Exception:

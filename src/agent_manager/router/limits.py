@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope
 
-from agent_manager.router.scope_keys import BODY_COMPLETE
+from agent_manager.router.scope_keys import BODY_COMPLETE, BODY_LATE
 
 MIB = 1024 * 1024
 
@@ -46,6 +46,8 @@ async def read_body(receive: Receive, scope: Scope, limits: ClientLimits) -> byt
     Content-Length over the limit is refused before a byte of the body is read."""
     if scope.get(BODY_COMPLETE):
         return await _read(receive, limits)  # all there: nothing to wait for
+    if scope.get(BODY_LATE):
+        raise BodyRefused(408, _late(limits))
     declared = dict(scope["headers"]).get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
         raise BodyRefused(413, _too_large(limits))
@@ -56,8 +58,11 @@ async def read_body(receive: Receive, scope: Scope, limits: ClientLimits) -> byt
                 return await _read(receive, limits)
         return await asyncio.wait_for(_read(receive, limits), limits.body_timeout_s)
     except asyncio.TimeoutError:
-        message = f"The request body did not arrive within {limits.body_timeout_s:g} s."
-        raise BodyRefused(408, message) from None
+        raise BodyRefused(408, _late(limits)) from None
+
+
+def _late(limits: ClientLimits) -> str:
+    return f"The request body did not arrive within {limits.body_timeout_s:g} s."
 
 
 async def _read(receive: Receive, limits: ClientLimits) -> bytes | None:

@@ -1,26 +1,34 @@
 """The router's HTTP/1.1 protocol: uvicorn's httptools protocol with a connection cap, a
 deadline and a size cap on each request head, and what the relay finds in each request's
-scope (scope_keys.py): a body already whole, a head joined with its body, the client's leaving.
+scope (scope_keys.py): a body already whole, a whole answer in one write, the client leaving.
 
 uvicorn's own `limit_concurrency` answers 503 only once a head is complete, so connections
 that never finish one would count against nothing: 600 half-sent heads held every file
 descriptor. Head deadlines are checked by one sweep over the open connections (a few times
-per `header_timeout_s`) rather than a timer armed and cancelled for every request.
+per deadline) rather than a timer armed and cancelled for every request.
+
+A request whose small body (up to uvicorn's read buffer) has not all arrived with its head
+(the `openai` SDK's httpx writes the two apart) reaches the app only once it is whole: one
+turn of the app instead of a start, a wait for the body under a deadline and a resumption.
+The body deadline is the sweep's too; past it the app starts with BODY_LATE and answers 408.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import http
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from agent_manager.router.joined_writes import JoinedWrites
 from agent_manager.router.limits import ClientLimits
-from agent_manager.router.scope_keys import BODY_COMPLETE, JOIN_HEAD, ON_CLIENT_GONE
+from agent_manager.router.scope_keys import BODY_COMPLETE, BODY_LATE, ON_CLIENT_GONE, RESPOND
 
 LOG = logging.getLogger("agent_manager.router")
 CAP_LOG_EVERY_S = 10.0  # one log line per burst of refused connections, not one per refusal
@@ -40,7 +48,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_deadline = 0.0  # 0: no request head is arriving
         self._head_bytes = 0
-        self._joined: JoinedWrites | None = None
+        self._held: tuple[RequestResponseCycle, ASGI3Application] | None = None  # body due
+        self._body_deadline = 0.0
         # Called if the connection is lost during the current request (cleared after each
         # answer: uvicorn starts a pipelined request only once the one before has answered).
         self._gone_hooks: list[Callable[[], object]] = []
@@ -50,8 +59,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             transport.close()
             return
         super().connection_made(transport)
-        self._joined = JoinedWrites(transport)
-        self.transport = self._joined  # type: ignore[assignment]
         self._head_deadline = time.monotonic() + self.limits.header_timeout_s
         self._ensure_sweep()
 
@@ -72,27 +79,73 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_deadline = 0.0
         self._head_bytes = 0
         super().on_headers_complete()
-        if self._joined is not None:
-            scope: dict[str, Any] = self.scope  # type: ignore[assignment]
-            scope[JOIN_HEAD] = self._joined.hold
-            scope[ON_CLIENT_GONE] = self._gone_hooks.append
+        scope: dict[str, Any] = self.scope  # type: ignore[assignment]
+        scope[RESPOND] = functools.partial(self._respond, self.cycle)
+        scope[ON_CLIENT_GONE] = self._gone_hooks.append
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        if (
+            cycle is self.cycle
+            and cycle.more_body
+            and not self.expect_100_continue  # the client waits for "100 Continue" first
+            and 0 < _declared_length(self.headers) <= HIGH_WATER_LIMIT
+        ):
+            self._held = (cycle, app)  # started by on_message_complete, or the sweep
+            self._body_deadline = time.monotonic() + self.limits.body_timeout_s
+            return
+        super()._start_asgi_task(cycle, app)
 
     def on_message_complete(self) -> None:
         self.scope[BODY_COMPLETE] = True  # type: ignore[literal-required]
         super().on_message_complete()
+        self._start_held()
+
+    def _start_held(self) -> None:
+        held, self._held = self._held, None
+        self._body_deadline = 0.0
+        if held is not None and not held[0].disconnected:
+            super()._start_asgi_task(*held)
 
     def on_response_complete(self) -> None:
         self._gone_hooks.clear()
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._head_deadline = 0.0
+        self._head_deadline = self._body_deadline = 0.0
+        self._held = None
         if self not in self.connections:  # refused by the cap: nothing of uvicorn's to undo
             return
         super().connection_lost(exc)  # first: the request sees the disconnect, then the hooks
         hooks, self._gone_hooks = self._gone_hooks, []
         for hook in hooks:
             hook()
+
+    def _respond(
+        self,
+        cycle: RequestResponseCycle,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> None:
+        """`scope[RESPOND]`: what uvicorn's `send` does for a head and then a whole body, in
+        one write. `headers` must not carry content-length or connection: this adds them."""
+        if cycle.disconnected:
+            return  # as uvicorn's send: nobody to answer
+        if cycle.response_started:
+            raise RuntimeError("respond() after the response started")
+        cycle.response_started = cycle.response_complete = True
+        head = [_status_line(status)]
+        for name, value in (*cycle.default_headers, *headers):
+            head += (name, b": ", value, b"\r\n")
+        head.append(b"content-length: %d\r\n" % len(body))
+        if not cycle.keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        self.transport.writelines((b"".join(head), body))
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            self.transport.close()
+        cycle.on_response()
 
     def _refuse_head(self, status: bytes) -> None:
         self._head_deadline = 0.0
@@ -111,7 +164,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     @classmethod
     def _period(cls) -> float:
-        return min(SWEEP_PERIOD_S, cls.limits.header_timeout_s / 4)
+        return min(SWEEP_PERIOD_S, cls.limits.header_timeout_s / 4, cls.limits.body_timeout_s / 4)
 
     @classmethod
     def _run_sweep(cls, connections: set[Any]) -> None:
@@ -122,6 +175,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 deadline = connection._head_deadline
                 if deadline and now >= deadline:
                     connection._refuse_head(TIMED_OUT)
+                late = connection._body_deadline
+                if late and now >= late and connection._held is not None:
+                    connection._held[0].scope[BODY_LATE] = True  # type: ignore[literal-required]
+                    connection._start_held()
         if connections and cls._sweep_loop is not None:
             cls._sweep = cls._sweep_loop.call_later(cls._period(), cls._run_sweep, connections)
         else:
@@ -137,6 +194,23 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 "closed until some end",
                 len(self.connections),
             )
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The request's Content-Length (-1 without one, or chunked)."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else -1
+    return -1
+
+
+@functools.lru_cache(maxsize=64)
+def _status_line(status: int) -> bytes:
+    try:
+        phrase = http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        phrase = b""
+    return b"HTTP/1.1 %d %s\r\n" % (status, phrase)
 
 
 def protocol_for(limits: ClientLimits) -> type[LimitedHttpToolsProtocol]:

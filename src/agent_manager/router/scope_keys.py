@@ -3,12 +3,15 @@ relay. Under another server the keys are absent, and the relay does without them
 
 from __future__ import annotations
 
-# True once the request's whole body has arrived (most requests: the body comes with the
-# head), so reading it needs no deadline (limits.read_body).
+# True once the request's whole body has arrived, so reading it needs no deadline
+# (limits.read_body). The protocol starts the app for a small body only once it is whole.
 BODY_COMPLETE = "agent_manager.body_complete"
-# `join_head()`: the next write to the client (a response head) waits for the one after it
-# (the body), so that a relayed answer read whole leaves in one write (joined_writes.py).
-JOIN_HEAD = "agent_manager.join_head"
+# True when the protocol gave up waiting for the body (--body-timeout): the app answers 408.
+BODY_LATE = "agent_manager.body_late"
+# `respond(status, headers, body)`: a whole answer, head and body in one write to the client
+# (uvicorn's `send` writes a head and its body apart: two segments for the client to wake up
+# for), with the server's default headers and content-length added.
+RESPOND = "agent_manager.respond"
 # `on_client_gone(callback)`: `callback()` runs if the client's connection is lost before this
 # request's answer is complete, so the relay can stop a generation nobody will read.
 ON_CLIENT_GONE = "agent_manager.on_client_gone"

@@ -27,7 +27,7 @@ from agent_manager.router.errors import RouterError
 from agent_manager.router.metrics import RouterMetrics
 from agent_manager.router.network import UpstreamClient, UpstreamResponse
 from agent_manager.router.policy import Scheduler, Ticket
-from agent_manager.router.scope_keys import JOIN_HEAD, ON_CLIENT_GONE
+from agent_manager.router.scope_keys import ON_CLIENT_GONE, RESPOND
 
 LOG = logging.getLogger("agent_manager.router")
 FORWARDED_REQUEST_HEADERS = (b"content-type", b"accept", b"user-agent")
@@ -53,17 +53,29 @@ class Forward:
 
 
 class TrackedSend:
-    """`send` that remembers whether the response has started (headers are out). The front
+    """`send` that remembers whether the response has started (headers are out), and sends a
+    whole answer in one write where the server offers it (scope_keys.RESPOND). The front
     door makes one per request; the relay reuses it."""
 
-    def __init__(self, send: Send):
+    def __init__(self, send: Send, scope: Scope):
         self._send = send
+        self._respond = scope.get(RESPOND)
         self.status: int | None = None
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = int(message["status"])
         await self._send(message)
+
+    async def whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """Head and body at once (`headers` without content-length: it is added)."""
+        self.status = status
+        if self._respond is not None:
+            self._respond(status, headers, body)
+            return
+        head = [*headers, (b"content-length", b"%d" % len(body))]
+        await self._send({"type": "http.response.start", "status": status, "headers": head})
+        await self._send({"type": "http.response.body", "body": body})
 
 
 @dataclass
@@ -133,7 +145,7 @@ class Relay:
     async def _exchange(
         self, ticket: Ticket, forward: Forward, scope: Scope, receive: Receive, send: Send
     ) -> int:
-        tracked = send if isinstance(send, TrackedSend) else TrackedSend(send)
+        tracked = send if isinstance(send, TrackedSend) else TrackedSend(send, scope)
         status = 0
         gone: list[bool] = []
         canceller = _Canceller(asyncio.current_task())
@@ -171,7 +183,9 @@ class Relay:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return tracked.status
 
-    async def _relay(self, forward: Forward, scope: Scope, receive: Receive, send: Send) -> int:
+    async def _relay(
+        self, forward: Forward, scope: Scope, receive: Receive, send: TrackedSend
+    ) -> int:
         target = forward.target
         headers = _upstream_headers(scope, target)
         start = time.monotonic()
@@ -207,19 +221,8 @@ class Relay:
                     LOG.debug(
                         "response from %s: %s", target.agent, content.decode(errors="replace")
                     )
-                head = [(b"content-length", b"%d" % len(content))]
-                if content_type is not None:
-                    head.append((b"content-type", content_type))
-                start_message = {
-                    "type": "http.response.start",
-                    "status": upstream.status_code,
-                    "headers": head,
-                }
-                join_head = scope.get(JOIN_HEAD)
-                if join_head is not None:
-                    join_head()  # the head waits for the body: one write to the client
-                await send(start_message)
-                await send({"type": "http.response.body", "body": content})
+                head = [] if content_type is None else [(b"content-type", content_type)]
+                await send.whole(upstream.status_code, head, content)
         finally:
             upstream.close()  # before its end, closing the connection is how vLLM aborts
         self.metrics.upstream(target.agent, waited)
