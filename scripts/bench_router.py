@@ -110,8 +110,9 @@ def added_latency(
     count: int,
     pids: dict[str, int],
     logs: dict[str, Path],
-) -> None:
-    """`bases`: direct, router, vllm-router; `pids` and `logs` of the two routers."""
+) -> tuple[float, float]:
+    """`bases`: direct, router, vllm-router; `pids` and `logs` of the two routers. Returns
+    the added p50 (ms) of this router and of vllm-router."""
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     lines_before = {name: lines_of(path) for name, path in logs.items()}
     body = {"model": "po", "messages": PROMPT, "max_tokens": 1}
@@ -149,6 +150,19 @@ def added_latency(
     )
     load = os.getloadavg()[0]
     print(f"    (load average {load:.1f}; CPU is user+system from /proc)")
+    return ours, theirs
+
+
+def summary(added: dict[str, list[tuple[float, float]]]) -> None:
+    """Over the rounds of (a): in how many this router's added p50 was no worse."""
+    for src, rounds in added.items():
+        met = sum(ours <= theirs for ours, theirs in rounds)
+        ours = statistics.median(r[0] for r in rounds)
+        theirs = statistics.median(r[1] for r in rounds)
+        print(
+            f"(a) over {len(rounds)} rounds, router from {src}: added p50 no worse than "
+            f"vllm-router's in {met} of {len(rounds)} (medians {ours:.2f} vs {theirs:.2f} ms)"
+        )
 
 
 def stream_rate(client: httpx.Client, base: str) -> float:
@@ -339,6 +353,7 @@ def main() -> int:
                     client.post(base + "/v1/chat/completions", json=body)
             logs = {"router": Path(log.name), "vllm-router": Path(rust_log.name)}
             checkouts = [None, args.compare] if args.compare else [None]
+            added: dict[str, list[tuple[float, float]]] = {}
             for round_ in range(args.rounds):
                 for src in checkouts:
                     if len(checkouts) > 1 or round_ > 0:
@@ -349,7 +364,10 @@ def main() -> int:
                     print(f"round {round_ + 1}, router from {src or 'this checkout'}")
                     pids = {"router": server.pid, "vllm-router": rust_router.pid}
                     log.flush()
-                    added_latency(client, bases, args.requests, pids, logs)
+                    result = added_latency(client, bases, args.requests, pids, logs)
+                    added.setdefault(src or "this checkout", []).append(result)
+            if args.rounds > 1:
+                summary(added)
             if args.compare:
                 stop(server)
                 server = start_router(home, port, log, None)

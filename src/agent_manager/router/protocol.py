@@ -11,6 +11,10 @@ A request whose small body (up to uvicorn's read buffer) has not all arrived wit
 (the `openai` SDK's httpx writes the two apart) reaches the app only once it is whole: one
 turn of the app instead of a start, a wait for the body under a deadline and a resumption.
 The body deadline is the sweep's too; past it the app starts with BODY_LATE and answers 408.
+
+It overrides uvicorn's HttpToolsProtocol (0.45 and later: `_start_asgi_task`) and writes a
+whole answer the way its RequestResponseCycle.send does; tests/test_router_protocol.py pins
+what that relies on.
 """
 
 from __future__ import annotations
@@ -21,18 +25,20 @@ import http
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from agent_manager.router.limits import ClientLimits
 from agent_manager.router.scope_keys import BODY_COMPLETE, BODY_LATE, ON_CLIENT_GONE, RESPOND
 
+if TYPE_CHECKING:
+    from uvicorn._types import ASGI3Application
+
 LOG = logging.getLogger("agent_manager.router")
 CAP_LOG_EVERY_S = 10.0  # one log line per burst of refused connections, not one per refusal
-SWEEP_PERIOD_S = 1.0  # at most; a quarter of the head deadline when that is shorter
+SWEEP_PERIOD_S = 1.0  # at most; a quarter of the shorter deadline when that is less
 TIMED_OUT = b"408 Request Timeout"
 
 
