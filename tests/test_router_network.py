@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from agent_manager.router import network
-from agent_manager.router.network import UpstreamClient, UpstreamResponse
+from agent_manager.router.answer import UpstreamResponse
+from agent_manager.router.network import UpstreamClient
 from tests.standin.process import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]

@@ -21,11 +21,12 @@ import httpx
 from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
+from agent_manager.router.answer import UpstreamResponse
 from agent_manager.router.catalog import Target
 from agent_manager.router.dialects import OPENAI, Dialect, error_response, sse_error
 from agent_manager.router.errors import RouterError
 from agent_manager.router.metrics import RouterMetrics
-from agent_manager.router.network import UpstreamClient, UpstreamResponse
+from agent_manager.router.network import UpstreamClient
 from agent_manager.router.policy import Scheduler, Ticket
 from agent_manager.router.scope_keys import ON_CLIENT_GONE, RESPOND
 
