@@ -138,9 +138,13 @@ def test_vllm_environment_keys_vllm_does_not_read_are_refused(key: str, fix: str
     assert fix in error.message
 
 
-def test_real_vllm_environment_variables_are_accepted():
-    agent = parse_spec("po", Path("agents/po.yaml"), BASE + "env: {VLLM_LOGGING_LEVEL: DEBUG}\n")
-    assert agent.spec.env == {"VLLM_LOGGING_LEVEL": "DEBUG"}
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("VLLM_LOGGING_LEVEL", "DEBUG"), ("VLLM_ENABLE_RESPONSES_API_STORE", "1")],
+)
+def test_real_vllm_environment_variables_are_accepted(key: str, value: str):
+    agent = parse_spec("po", Path("agents/po.yaml"), BASE + f"env: {{{key}: '{value}'}}\n")
+    assert agent.spec.env == {key: value}
 
 
 def test_secrets_written_as_literals_are_refused():

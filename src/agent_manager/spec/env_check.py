@@ -23,6 +23,9 @@ KNOWN_VLLM_ENV = frozenset(
     "VLLM_DISABLE_COMPILE_CACHE VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS "
     "VLLM_ENABLE_STARTUP_PLAN VLLM_NO_USAGE_STATS VLLM_DO_NOT_TRACK VLLM_USE_MODELSCOPE "
     "VLLM_ENABLE_CUDA_COMPATIBILITY VLLM_API_KEY "
+    # Keeps /v1/responses results, so that GET /v1/responses/{id} and previous_response_id
+    # work (off by default: the store grows until the agent stops).
+    "VLLM_ENABLE_RESPONSES_API_STORE "
     # The CPU engine's thread binding (vllm/envs.py; VLLM_CPU_KVCACHE_SPACE is cpu_kv_cache_gib).
     "VLLM_CPU_OMP_THREADS_BIND VLLM_CPU_NUM_OF_RESERVED_CPU".split()
 )
