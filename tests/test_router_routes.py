@@ -26,7 +26,10 @@ MESSAGES = [{"role": "user", "content": "plan the sprint"}]
 def standins() -> Iterator[dict[str, StandinProcess]]:
     """po (served as product-owner), an embedder (pooling) and a scribe (whisper)."""
     with (
-        run_standin(["Qwen/Qwen2.5-7B-Instruct", "--served-model-name", "product-owner"]) as po,
+        run_standin(
+            ["Qwen/Qwen2.5-7B-Instruct", "--served-model-name", "product-owner"],
+            env={"VLLM_ENABLE_RESPONSES_API_STORE": "1"},  # vLLM keeps no response without it
+        ) as po,
         run_standin(
             ["BAAI/bge-m3", "--served-model-name", "embedder", "--runner", "pooling"]
         ) as embedder,
@@ -128,7 +131,8 @@ def test_a_response_id_is_pinned_to_its_agent_and_lost_when_that_agent_stops(tea
         got = httpx.get(f"{team.router.url}/v1/responses/{response_id}")
         assert got.status_code == 200 and got.json()["id"] == response_id
     cancel = httpx.post(f"{team.router.url}/v1/responses/{made['id']}/cancel")
-    assert cancel.json()["status"] == "cancelled"
+    assert cancel.status_code == 400  # po's own answer: a finished response cannot be cancelled
+    assert "Cannot cancel a synchronous response" in cancel.json()["error"]["message"]
     assert team.post("/v1/embeddings", {"model": "embedder", "input": "x"}).status_code == 200
     gone = httpx.get(f"{team.router.url}/v1/responses/{made['id']}")
     assert gone.status_code == 404
@@ -137,6 +141,27 @@ def test_a_response_id_is_pinned_to_its_agent_and_lost_when_that_agent_stops(tea
     assert team.switcher.switches == ["po", "embedder"]  # the lookup switched nothing
     unknown = httpx.get(f"{team.router.url}/v1/responses/resp_nobody")
     assert unknown.status_code == 404 and "No response 'resp_nobody'" in unknown.text
+
+
+def test_a_response_continued_by_another_agent_or_after_its_agent_stopped_is_refused(
+    team: Team,
+):
+    made = team.post("/v1/responses", {"model": "po", "input": "hi"}).json()
+    go_on = {"input": "and then?", "previous_response_id": made["id"]}
+    assert team.post("/v1/responses", {"model": "po", **go_on}).status_code == 200
+    elsewhere = team.post("/v1/responses", {"model": "scribe", **go_on})
+    assert elsewhere.status_code == 404
+    error = elsewhere.json()["error"]
+    assert error["param"] == "previous_response_id"
+    assert f"'{made['id']}' was made by po, not scribe" in error["message"]
+    assert team.switcher.switches == ["po"]  # refused before any switch
+    assert team.post("/v1/embeddings", {"model": "embedder", "input": "x"}).status_code == 200
+    lost = team.post("/v1/responses", {"model": "po", **go_on})
+    assert lost.status_code == 404 and "which has been stopped since" in lost.text
+    assert team.switcher.switches == ["po", "embedder"]
+    unknown = team.post("/v1/responses", {"model": "po", "previous_response_id": "resp_x"})
+    assert unknown.status_code == 404  # not made through the router: po's own answer
+    assert "Response with id 'resp_x' not found." in unknown.json()["error"]["message"]
 
 
 def test_unknown_paths_and_models_get_json_errors_in_the_callers_dialect(team: Team):

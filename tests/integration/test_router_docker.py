@@ -282,6 +282,8 @@ def test_every_route_reaches_its_agent_with_one_switch_and_a_pinned_id_dies_with
         "/tokenize": {"prompt": "plan the sprint"},
         "/detokenize": {"tokens": [1, 2]},
     }
+    # vLLM keeps responses only with this set (a spec's `env` passes it)
+    standin_workspace.set_standin_env("developer", {"VLLM_ENABLE_RESPONSES_API_STORE": "1"})
     with running_router() as router, watching_containers() as peak:
         for path, body in bodies.items():
             answer = httpx.post(router.url + path, json={"model": "dev", **body}, timeout=120)

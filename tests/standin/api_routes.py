@@ -29,6 +29,9 @@ class ApiRoutes:
         self.pooling = runner == "pooling"
         self.transcription = "whisper" in model.lower()
         self.responses: dict[str, dict[str, Any]] = {}  # vLLM keeps them in memory too
+        # ...but only when started with VLLM_ENABLE_RESPONSES_API_STORE=1 (vllm/envs.py,
+        # off by default; entrypoints/openai/responses/serving.py then drops `store`).
+        self.store = os.environ.get("VLLM_ENABLE_RESPONSES_API_STORE", "0") not in ("", "0")
 
     def generates(self) -> bool:
         return not self.pooling
@@ -93,6 +96,11 @@ class ApiRoutes:
         body = h._body()
         if body is None or (model := self._model(h, body)) is None:
             return
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in self.responses:
+            message = f"Response with id '{previous}' not found."
+            h._error(404, message, "NotFoundError", "previous_response_id")
+            return
         response_id = f"resp_{os.urandom(12).hex()}"
         text = " ".join(self._words(body))
         content = [{"type": "output_text", "text": text, "annotations": []}]
@@ -102,7 +110,8 @@ class ApiRoutes:
                     "model": model, "status": "completed", "output": [message],
                     "usage": {"input_tokens": 3, "output_tokens": len(text.split()),
                               "total_tokens": 3 + len(text.split())}}  # fmt: skip
-        self.responses[response_id] = response
+        if self.store and body.get("store", True):
+            self.responses[response_id] = response
         if not body.get("stream"):
             h._json(200, response)
             return
@@ -132,7 +141,11 @@ class ApiRoutes:
         if response is None:
             h._error(404, f"Response with id '{response_id}' not found.", "NotFoundError")
             return
-        h._json(200, {**response, "status": "cancelled"} if cancel else response)
+        if cancel:  # vLLM cancels only a background response still queued or in progress
+            message = "Cannot cancel a synchronous response."
+            h._error(400, message, "BadRequestError", "response_id")
+            return
+        h._json(200, response)
 
     def _messages(self, h: Any) -> None:
         body = h._body()

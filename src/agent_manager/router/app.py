@@ -34,10 +34,10 @@ from agent_manager.router.dialects import error_response, no_route
 from agent_manager.router.front import Front, RequireKey, RouterApp
 from agent_manager.router.limits import BodyRefused, read_body
 from agent_manager.router.metrics import CONTENT_TYPE, RouterMetrics
-from agent_manager.router.pinned import PinnedResponse
+from agent_manager.router.pinned import PinnedResponse, check_previous
 from agent_manager.router.pins import IdSniffer, Pin, ResponsePins
 from agent_manager.router.policy import Scheduler
-from agent_manager.router.routes import ROUTES, Refusal, Route, prepare
+from agent_manager.router.routes import ROUTES, Prepared, Refusal, Route, prepare
 from agent_manager.router.upstream import Forward, Relay, new_client
 
 LOG = logging.getLogger("agent_manager.router")
@@ -240,6 +240,8 @@ class _Proxy:
             if body is None:  # the client left before it sent the whole body: nobody to answer
                 return
             prepared = prepare(route, body, content_type, core.catalog)
+            if isinstance(prepared, Prepared) and prepared.previous_response_id is not None:
+                prepared = check_previous(core, prepared)
         except BodyRefused as refused:
             status = refused.status
             answer = error_response(

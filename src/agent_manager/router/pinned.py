@@ -1,5 +1,10 @@
 """`GET /v1/responses/{id}` and `POST /v1/responses/{id}/cancel`: relayed to the agent that
-made the response (pins.py), or a 404 that says why when that agent was stopped since."""
+made the response (pins.py), or a 404 that says why when that agent was stopped since. A new
+response that continues one (`previous_response_id`) is refused the same way, before any
+switch, when the agent it names did not make that response or has lost it since.
+
+vLLM keeps responses only when started with VLLM_ENABLE_RESPONSES_API_STORE=1 (the agent's
+`env`); without it vLLM itself answers 404 for any id."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from agent_manager.router.catalog import Catalog
 from agent_manager.router.dialects import error_response
 from agent_manager.router.pins import Pin, ResponsePins
+from agent_manager.router.routes import Prepared, Refusal
 from agent_manager.router.upstream import Forward, Relay
 
 
@@ -44,11 +50,7 @@ class PinnedResponse:
             )
             return
         if core.lost_since(pin):
-            message = (
-                f"Response '{response_id}' was made by {pin.agent}, which has been stopped "
-                "since: vLLM keeps responses in the agent's memory only. Send the request again "
-                "(with its input) instead of referring to this id."
-            )
+            message = _lost(response_id, pin)
             await error_response(404, message, "NotFoundError", param="response_id")(
                 scope, receive, send
             )
@@ -66,3 +68,33 @@ class PinnedResponse:
         path = scope["path"] + (f"?{query}" if query else "")
         forward = Forward(target, path, body, False, method=scope["method"])
         await core.relay.handle(forward, scope, receive, send)
+
+
+def check_previous(core: RouterCore, prepared: Prepared) -> Prepared | Refusal:
+    """A request continuing a response made through this router: refused (404) when its agent
+    is not the one that made that response, or has been stopped since. An id the router does
+    not know (made before it started) is the agent's to judge."""
+    response_id = prepared.previous_response_id
+    pin = core.pins.get(response_id) if response_id is not None else None
+    if pin is None:
+        return prepared
+    agent = prepared.target.agent
+    if pin.agent != agent:
+        message = (
+            f"previous_response_id '{response_id}' was made by {pin.agent}, not {agent}: each "
+            f"agent keeps its own responses. Ask {pin.agent} (model '{pin.agent}') to go on "
+            "from it, or send the conversation as input instead of the id."
+        )
+    elif core.lost_since(pin):
+        message = _lost(response_id, pin)
+    else:
+        return prepared
+    return Refusal(404, message, "NotFoundError", "previous_response_id", agent)
+
+
+def _lost(response_id: str | None, pin: Pin) -> str:
+    return (
+        f"Response '{response_id}' was made by {pin.agent}, which has been stopped since: "
+        "vLLM keeps responses in the agent's memory only. Send the request again (with its "
+        "input) instead of referring to this id."
+    )

@@ -78,6 +78,7 @@ class Prepared:
     target: Target
     body: bytes
     stream: bool
+    previous_response_id: str | None = None  # /v1/responses: the response it continues
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Refusal:
 def prepare(route: Route, body: bytes, content_type: str, catalog: Catalog) -> Prepared | Refusal:
     mark = boundary(content_type)
     payload = None
+    previous = None
     if mark is not None:
         model = form_field(body, mark, "model")
         stream = (form_field(body, mark, "stream") or "").lower() == "true"
@@ -101,6 +103,8 @@ def prepare(route: Route, body: bytes, content_type: str, catalog: Catalog) -> P
         payload = parse_json(body)  # BodyRefused(400) when it nests too deeply
         model = payload.get("model") if isinstance(payload, dict) else None
         stream = isinstance(payload, dict) and payload.get("stream") is True
+        if isinstance(payload, dict) and isinstance(payload.get("previous_response_id"), str):
+            previous = payload["previous_response_id"]
     if not isinstance(model, str):
         message = (
             "The form must have a 'model' field naming an agent."
@@ -126,4 +130,4 @@ def prepare(route: Route, body: bytes, content_type: str, catalog: Catalog) -> P
         else:
             assert isinstance(payload, dict)
             body = json.dumps({**payload, "model": target.served_name}).encode()
-    return Prepared(target, body, stream)
+    return Prepared(target, body, stream, previous)
