@@ -26,7 +26,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import cleanup_instance
-from tests.standin.process import free_port
+from tests.standin.process import free_port, wait_router
 from tests.vllm_real.engine import venv_dir
 from tests.vllm_real.tiny_model import MAX_POSITIONS
 from tests.vllm_real.workspace import (
@@ -196,15 +196,7 @@ def test_the_router_relays_to_the_real_server_with_the_agents_key(real: Served):
     router = real.ws.popen("serve", "--port", str(port))
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert router.poll() is None, router.communicate()[0]
-            assert time.monotonic() < deadline, "the router did not answer /health"
-            try:
-                if requests.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+        wait_router(router, base)
         team = openai.OpenAI(base_url=base + "/v1", api_key="not-the-agents", max_retries=0)
         direct = openai.OpenAI(base_url=real.ws.url() + "/v1", api_key=API_KEY, max_retries=0)
         assert [(m.id, (m.model_extra or {}).get("state")) for m in team.models.list().data] == [

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ import openai
 import pytest
 
 from tests.integration.conftest import cleanup_instance
-from tests.standin.process import free_port
+from tests.standin.process import free_port, wait_router
 from tests.vllm_real.workspace import RealWorkspace, new_real_workspace, spec_text
 
 pytestmark = pytest.mark.vllm
@@ -69,15 +68,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     router = ws.popen("serve", "--port", str(port), "--switch-timeout", str(FIRST_ANSWER_S))
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert router.poll() is None, router.communicate()[0]
-            assert time.monotonic() < deadline, "the router did not answer /health"
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_router(router, url)
         # The cold start, once: through the router, by the agent name.
         first = httpx.post(
             url + "/v1/completions",

@@ -29,7 +29,7 @@ from tests.conftest import REPO, CliResult
 from tests.integration.conftest import StandinWorkspace
 from tests.integration.test_runtime_docker import our_containers
 from tests.router_server import Router, serving
-from tests.standin.process import free_port
+from tests.standin.process import free_port, wait_router
 
 AGENT_MANAGER = str(Path(sys.executable).parent / "agent-manager")
 PROMPT = [{"role": "user", "content": "plan the sprint"}]
@@ -207,16 +207,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert router.poll() is None, router.communicate()[0]
-            try:
-                if httpx.get(url + "/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the router did not answer /health"
-            time.sleep(0.1)
+        wait_router(router, url)
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
         stream = client.chat.completions.create(
             model="po", messages=PROMPT, max_tokens=30, stream=True

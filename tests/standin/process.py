@@ -106,6 +106,22 @@ def wait_healthy(standin: StandinProcess, timeout: float = READY_TIMEOUT_S) -> N
     raise RuntimeError(f"stand-in not healthy after {timeout:.0f}s:\n{standin.output()}")
 
 
+def wait_router(router: subprocess.Popen[str], url: str, timeout: float = 30) -> None:
+    """Poll an `agent-manager serve` process's /health until 200; fail with its output if it
+    exits or does not answer within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert router.poll() is None, router.communicate()[0]
+        assert time.monotonic() < deadline, "the router did not answer /health"
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.1)
+
+
 @contextmanager
 def run_standin(args: list[str], env: dict[str, str] | None = None) -> Iterator[StandinProcess]:
     """Start the stand-in on a free port, wait until /health answers 200, stop it afterwards."""
